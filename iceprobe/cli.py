@@ -1,0 +1,188 @@
+"""The command line: parse, gather, judge, render, exit. Nothing else lives here.
+
+Heavy modules (aioice through the gatherer, rich through the renderers) are imported inside
+the commands, so that `--help` and `--version` start fast.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+import click
+
+from . import __version__
+from .model import Credentials, Requirement, Scheme, ServerSpec
+from .urls import UrlError, parse_server_url
+
+BUG_REPORT = "please report this bug with the output of --verbose"
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    FAIL = 1
+    USAGE = 2
+    INTERNAL = 3
+    INTERRUPTED = 130
+
+
+class InternalError(Exception):
+    """An unexpected exception inside a command, with whether to show its traceback."""
+
+    def __init__(self, original: BaseException, verbose: bool) -> None:
+        super().__init__(str(original))
+        self.original = original
+        self.verbose = verbose
+
+
+def _server_urls(kind: str, schemes: tuple[Scheme, ...]) -> Callable[
+        [click.Context, click.Parameter, Sequence[str]], tuple[ServerSpec, ...]]:
+    def convert(ctx: click.Context, param: click.Parameter,
+                values: Sequence[str]) -> tuple[ServerSpec, ...]:
+        specs = []
+        for value in values:
+            try:
+                spec = parse_server_url(value)
+            except UrlError as exc:
+                raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+            if spec.scheme not in schemes:
+                raise click.BadParameter(
+                    f"{value!r} is not a {kind} URL (expected "
+                    f"{' or '.join(s.value + ':' for s in schemes)})", ctx=ctx, param=param)
+            specs.append(spec)
+        return tuple(specs)
+
+    return convert
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="iceprobe",
+                      message="%(prog)s %(version)s")
+def cli() -> None:
+    """iceprobe tells you why WebRTC connectivity fails.
+
+    It gathers ICE candidates against the STUN and TURN servers you name, records every
+    error event the way a browser's icecandidateerror does, and explains what it saw.
+    """
+
+
+@cli.command()
+@click.option("--stun", "stun_servers", multiple=True, metavar="URL",
+              callback=_server_urls("STUN", (Scheme.STUN, Scheme.STUNS)),
+              help="STUN server URL (stun: or stuns:); repeatable.")
+@click.option("--turn", "turn_servers", multiple=True, metavar="URL",
+              callback=_server_urls("TURN", (Scheme.TURN, Scheme.TURNS)),
+              help="TURN server URL (turn: or turns:, ?transport=udp|tcp); repeatable.")
+@click.option("-u", "--username", envvar="ICEPROBE_USERNAME", metavar="NAME",
+              help="TURN username (env ICEPROBE_USERNAME).")
+@click.option("-p", "--credential", envvar="ICEPROBE_CREDENTIAL", metavar="SECRET",
+              show_envvar=False, help="TURN password (env ICEPROBE_CREDENTIAL); never printed.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True, max=300),
+              default=5.0, show_default=True, metavar="SECONDS",
+              help="Time budget per server.")
+@click.option("--require", type=click.Choice([r.value for r in Requirement]),
+              default=Requirement.EACH.value, show_default=True,
+              help="each: every server must yield its candidate; any: one working STUN and "
+                   "one working TURN server are enough.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document to stdout.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Trace every transaction to stderr; show tracebacks.")
+@click.pass_context
+def gather(ctx: click.Context, stun_servers: tuple[ServerSpec, ...],
+           turn_servers: tuple[ServerSpec, ...], username: str | None, credential: str | None,
+           timeout: float, require: str, as_json: bool, verbose: bool) -> int:
+    """Gather candidates from STUN/TURN servers and explain every failure.
+
+    \b
+    Exit codes: 0 no failing verdict, 1 a failing verdict, 2 bad usage,
+                3 internal error, 130 interrupted.
+    """
+    specs = stun_servers + turn_servers
+    credentials = _credentials(ctx, specs, username, credential)
+    try:
+        return _gather(specs, credentials, timeout, Requirement(require), as_json, verbose)
+    except (KeyboardInterrupt, click.Abort):
+        raise
+    except Exception as exc:
+        raise InternalError(exc, verbose) from exc
+
+
+
+def _credentials(ctx: click.Context, specs: Sequence[ServerSpec], username: str | None,
+                 credential: str | None) -> Credentials | None:
+    needs = [s.url for s in specs if s.is_turn]
+    if username is not None and not username.strip():
+        raise click.UsageError("-u/--username is empty", ctx=ctx)
+    if credential is not None and credential == "":
+        raise click.UsageError("-p/--credential is empty", ctx=ctx)
+    if needs and (username is None or credential is None):
+        missing = "-u/--username" if username is None else "-p/--credential"
+        raise click.UsageError(f"{needs[0]} needs TURN credentials: give {missing} "
+                               "(or ICEPROBE_USERNAME / ICEPROBE_CREDENTIAL)", ctx=ctx)
+    if username is None or credential is None:
+        return None
+    return Credentials(username, credential)
+
+
+def _gather(specs: tuple[ServerSpec, ...], credentials: Credentials | None, timeout: float,
+            require: Requirement, as_json: bool, verbose: bool) -> int:
+    import asyncio
+
+    from rich.console import Console
+
+    from .gather import GatherOptions, gather
+    from .render import RENDERERS, OutputFormat, Report
+    from .rules import Evidence, evaluate
+
+    if verbose:
+        _enable_trace()
+    err = Console(stderr=True)
+    options = GatherOptions(timeout=timeout, credentials=credentials)
+    if err.is_terminal and not verbose:
+        with err.status(f"Probing {len(specs)} server(s)…", spinner="dots"):
+            gathered = asyncio.run(gather(specs, options))
+    else:
+        gathered = asyncio.run(gather(specs, options))
+
+    evidence = Evidence(gathered.host_candidates, gathered.results, require)
+    report = Report(gathered, tuple(evaluate(evidence)), require)
+    out_format = OutputFormat.JSON if as_json else OutputFormat.TABLE
+    RENDERERS[out_format](report, Console())
+    return ExitCode.OK if report.ok else ExitCode.FAIL
+
+
+def _enable_trace() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(relativeCreated)8.1f ms  %(message)s"))
+    logger = logging.getLogger("iceprobe")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Entry point: maps every outcome to an exit code and at most one line on stderr."""
+    try:
+        code = cli.main(args=argv, prog_name="iceprobe", standalone_mode=False)
+    except click.ClickException as exc:
+        click.echo(f"iceprobe: error: {exc.format_message()}", err=True)
+        sys.exit(ExitCode.USAGE)
+    except (KeyboardInterrupt, click.Abort):
+        click.echo("iceprobe: interrupted", err=True)
+        sys.exit(ExitCode.INTERRUPTED)
+    except InternalError as exc:
+        if exc.verbose:
+            traceback.print_exception(exc.original)
+        _internal(exc.original)
+    except Exception as exc:
+        _internal(exc)
+    sys.exit(code if isinstance(code, int) else ExitCode.OK)
+
+
+def _internal(exc: BaseException) -> NoReturn:
+    click.echo(f"iceprobe: internal error: {type(exc).__name__}: {exc} ({BUG_REPORT})",
+               err=True)
+    sys.exit(ExitCode.INTERNAL)

@@ -1,0 +1,326 @@
+"""Connected channels to one server address, and STUN transactions over them.
+
+UDP sockets are connected, so that an ICMP error (port or host unreachable) reaches us at
+once instead of costing the whole time budget. Requests over UDP are retransmitted on a
+browser-like schedule (first RTO 250 ms, doubling, RFC 8489 section 6.2.1) until the deadline;
+over TCP and TLS they are sent once (RFC 8489 section 6.2.2).
+
+Every failure is raised as `ProbeFailure`, which carries the 701 cause and a text a person
+can act on; callers turn it into an `ErrorEvent`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import socket
+import ssl
+import time
+from typing import Protocol
+
+from ..model import Cause
+from . import wire
+from .wire import Address, Malformed, Request, Response
+
+log = logging.getLogger("iceprobe.gather")
+
+FIRST_RTO = 0.25
+
+
+class ProbeFailure(Exception):
+    """A probe that could not complete; becomes an ErrorEvent."""
+
+    def __init__(self, cause: Cause, text: str, code: int = 701) -> None:
+        super().__init__(text)
+        self.cause = cause
+        self.text = text
+        self.code = code
+
+
+class Channel(Protocol):
+    local_address: Address
+    server_address: Address
+
+    async def transact(self, request: Request, deadline: float) -> Response: ...
+
+    def close(self) -> None: ...
+
+
+def remaining(deadline: float) -> float:
+    return max(0.0, deadline - time.monotonic())
+
+
+def describe(address: Address) -> str:
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class _Waiters:
+    """Pending transactions keyed by transaction id, plus what went wrong on the wire."""
+
+    def __init__(self, server: Address) -> None:
+        self.server = server
+        self.pending: dict[bytes, asyncio.Future[Response]] = {}
+        self.failure: ProbeFailure | None = None
+        self.stray: list[str] = []
+
+    def expect(self, transaction_id: bytes) -> asyncio.Future[Response]:
+        if self.failure is not None:
+            raise self.failure
+        future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        self.pending[transaction_id] = future
+        return future
+
+    def deliver(self, data: bytes) -> None:
+        transaction_id = wire.transaction_id_of(data)
+        future = self.pending.get(transaction_id) if transaction_id else None
+        if future is None or future.done():
+            what = "not a STUN message" if transaction_id is None else "an unknown transaction"
+            self.stray.append(f"{len(data)} bytes, {what}")
+            log.debug("< %s ignored %d bytes (%s)", describe(self.server), len(data), what)
+            return
+        reply = wire.read_response(data)
+        if isinstance(reply, Malformed):
+            future.set_exception(ProbeFailure(
+                Cause.MALFORMED,
+                f"{describe(self.server)} sent a reply iceprobe cannot read: {reply.problem}",
+            ))
+        else:
+            future.set_result(reply)
+
+    def fail(self, failure: ProbeFailure) -> None:
+        if self.failure is None:
+            self.failure = failure
+        for future in self.pending.values():
+            if not future.done():
+                future.set_exception(failure)
+
+    def forget(self, transaction_id: bytes) -> None:
+        future = self.pending.pop(transaction_id, None)
+        if future is not None and not future.done():
+            future.cancel()
+        elif future is not None and not future.cancelled():
+            future.exception()  # mark retrieved
+
+
+def _timeout_text(server: Address, request: Request, sends: int, waited: float,
+                  stray: list[str]) -> str:
+    text = (f"No answer from {describe(server)} to the {request.name} request "
+            f"within {waited:.1f} s ({sends} {'send' if sends == 1 else 'sends'})")
+    if stray:
+        text += f"; ignored {len(stray)} unrelated {'reply' if len(stray) == 1 else 'replies'}"
+    return text
+
+
+def _os_failure(exc: OSError, what: str) -> ProbeFailure:
+    reason = exc.strerror or str(exc)
+    if isinstance(exc, ConnectionRefusedError):
+        return ProbeFailure(Cause.REFUSED, f"{what}: connection refused")
+    if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EHOSTDOWN):
+        return ProbeFailure(Cause.UNREACHABLE, f"{what}: {reason}")
+    if exc.errno in (errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED):
+        return ProbeFailure(Cause.CLOSED, f"{what}: {reason}")
+    return ProbeFailure(Cause.SOCKET, f"{what}: {reason}")
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, waiters: _Waiters) -> None:
+        self.waiters = waiters
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        self.waiters.deliver(data)
+
+    def error_received(self, exc: Exception) -> None:
+        # A connected UDP socket reports ICMP errors as ECONNREFUSED and friends.
+        server = describe(self.waiters.server)
+        if isinstance(exc, ConnectionRefusedError):
+            failure = ProbeFailure(Cause.UNREACHABLE,
+                                   f"{server} is unreachable: ICMP port unreachable "
+                                   "(nothing listens on that UDP port)")
+        elif isinstance(exc, OSError):
+            failure = ProbeFailure(Cause.UNREACHABLE,
+                                   f"{server} is unreachable: {exc.strerror or exc}")
+        else:
+            failure = ProbeFailure(Cause.SOCKET, f"socket error towards {server}: {exc}")
+        log.debug("< %s %s", server, failure.text)
+        self.waiters.fail(failure)
+
+
+class UdpChannel:
+    def __init__(self, transport: asyncio.DatagramTransport, waiters: _Waiters,
+                 local_address: Address) -> None:
+        self._transport = transport
+        self._waiters = waiters
+        self.local_address = local_address
+        self.server_address = waiters.server
+
+    async def transact(self, request: Request, deadline: float) -> Response:
+        future = self._waiters.expect(request.transaction_id)
+        start = time.monotonic()
+        rto = FIRST_RTO
+        sends = 0
+        try:
+            while True:
+                sends += 1
+                log.debug("> %s %s request (send %d)", describe(self.server_address),
+                          request.name, sends)
+                try:
+                    self._transport.sendto(request.data)
+                except OSError as exc:
+                    raise _os_failure(exc, f"sending to {describe(self.server_address)}") from exc
+                wait = min(rto, remaining(deadline))
+                if wait <= 0:
+                    break
+                done, _ = await asyncio.wait({future}, timeout=wait)
+                if done:
+                    response = future.result()
+                    log.debug("< %s %s %s in %.1f ms", describe(self.server_address),
+                              request.name, _summary(response), (time.monotonic() - start) * 1e3)
+                    return response
+                if remaining(deadline) <= 0:
+                    break
+                rto *= 2
+        finally:
+            self._waiters.forget(request.transaction_id)
+        raise ProbeFailure(Cause.TIMEOUT, _timeout_text(
+            self.server_address, request, sends, time.monotonic() - start, self._waiters.stray))
+
+    def close(self) -> None:
+        self._transport.close()
+
+
+class _StreamProtocol(asyncio.Protocol):
+    def __init__(self, waiters: _Waiters) -> None:
+        self.waiters = waiters
+        self.buffer = b""
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while len(self.buffer) >= 4:
+            if self.buffer[0] & 0xC0:
+                self.waiters.fail(ProbeFailure(
+                    Cause.MALFORMED,
+                    f"{describe(self.waiters.server)} sent bytes that are not STUN framing"))
+                self.buffer = b""
+                return
+            total = wire.message_length(self.buffer)
+            if len(self.buffer) < total:
+                return
+            message, self.buffer = self.buffer[:total], self.buffer[total:]
+            self.waiters.deliver(message)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        reason = f": {exc}" if exc else ""
+        self.waiters.fail(ProbeFailure(
+            Cause.CLOSED,
+            f"{describe(self.waiters.server)} closed the connection before answering{reason}"))
+
+
+class StreamChannel:
+    def __init__(self, protocol: _StreamProtocol, transport: asyncio.Transport,
+                 local_address: Address) -> None:
+        self._protocol = protocol
+        self._transport = transport
+        self.local_address = local_address
+        self.server_address = protocol.waiters.server
+
+    async def transact(self, request: Request, deadline: float) -> Response:
+        waiters = self._protocol.waiters
+        future = waiters.expect(request.transaction_id)
+        start = time.monotonic()
+        try:
+            log.debug("> %s %s request", describe(self.server_address), request.name)
+            self._transport.write(request.data)
+            try:
+                response = await asyncio.wait_for(asyncio.shield(future), remaining(deadline))
+            except asyncio.TimeoutError:
+                raise ProbeFailure(Cause.TIMEOUT, _timeout_text(
+                    self.server_address, request, 1, time.monotonic() - start,
+                    waiters.stray)) from None
+            log.debug("< %s %s %s in %.1f ms", describe(self.server_address), request.name,
+                      _summary(response), (time.monotonic() - start) * 1e3)
+            return response
+        finally:
+            waiters.forget(request.transaction_id)
+
+    def close(self) -> None:
+        self._transport.abort()
+
+
+def _summary(response: Response) -> str:
+    if response.is_error:
+        return f"error {response.error_code} {response.reason!r}"
+    return "success"
+
+
+async def open_udp(local_ip: str, server: Address) -> UdpChannel:
+    loop = asyncio.get_running_loop()
+    waiters = _Waiters(server)
+    family = socket.AF_INET6 if ":" in local_ip else socket.AF_INET
+    try:
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+    except OSError as exc:
+        raise _os_failure(exc, "could not create a UDP socket") from exc
+    try:
+        sock.setblocking(False)
+        sock.bind((local_ip, 0))
+        sock.connect(server)
+    except OSError as exc:
+        sock.close()
+        failure = _os_failure(exc, f"could not open a UDP socket from {local_ip} to "
+                                   f"{describe(server)}")
+        if failure.cause is Cause.REFUSED:
+            failure = ProbeFailure(Cause.UNREACHABLE, failure.text)
+        raise failure from exc
+    transport, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(waiters), sock=sock)
+    local = sock.getsockname()
+    return UdpChannel(transport, waiters, (str(local[0]), int(local[1])))
+
+
+async def open_stream(local_ip: str, server: Address, deadline: float,
+                      tls: ssl.SSLContext | None, server_hostname: str) -> StreamChannel:
+    """Connect over TCP, then (for stuns:/turns:) run the TLS handshake as its own step so
+    that a failure of either is named precisely."""
+    loop = asyncio.get_running_loop()
+    waiters = _Waiters(server)
+    what = f"TCP connection from {local_ip} to {describe(server)}"
+    try:
+        transport, protocol = await asyncio.wait_for(
+            loop.create_connection(lambda: _StreamProtocol(waiters), host=server[0],
+                                   port=server[1], local_addr=(local_ip, 0)),
+            remaining(deadline))
+    except asyncio.TimeoutError:
+        raise ProbeFailure(Cause.TIMEOUT, f"{what} timed out") from None
+    except OSError as exc:
+        raise _os_failure(exc, what) from exc
+    sockname = transport.get_extra_info("sockname")
+    local = (str(sockname[0]), int(sockname[1]))
+    if tls is None:
+        return StreamChannel(protocol, transport, local)
+    try:
+        tls_transport = await asyncio.wait_for(
+            loop.start_tls(transport, protocol, tls, server_hostname=server_hostname),
+            remaining(deadline))
+    except asyncio.TimeoutError:
+        transport.abort()
+        raise ProbeFailure(Cause.TLS, f"TLS handshake with {server_hostname} "
+                                      f"({describe(server)}) timed out") from None
+    except ssl.SSLCertVerificationError as exc:
+        transport.abort()
+        raise ProbeFailure(Cause.TLS, f"TLS certificate of {server_hostname} "
+                                      f"({describe(server)}) rejected: "
+                                      f"{exc.verify_message or exc.reason}") from exc
+    except (ssl.SSLError, OSError) as exc:
+        transport.abort()
+        raise ProbeFailure(Cause.TLS, f"TLS handshake with {server_hostname} "
+                                      f"({describe(server)}) failed: {exc}") from exc
+    if tls_transport is None:
+        raise ProbeFailure(Cause.TLS, f"TLS handshake with {describe(server)} failed")
+    protocol.transport = tls_transport
+    return StreamChannel(protocol, tls_transport, local)

@@ -1,0 +1,109 @@
+"""The STUN and TURN exchanges iceprobe runs over a channel.
+
+A Binding yields the server-reflexive address (RFC 8489 section 6). An Allocate yields the
+relayed and mapped addresses (RFC 8656 section 7), after the long-term credential challenge:
+the first request goes without credentials, the 401 brings REALM and NONCE, the second carries
+MESSAGE-INTEGRITY (RFC 8489 section 9.2). A 438 Stale Nonce is retried with the new nonce, as
+browsers do. Every allocation made is released with a Refresh of LIFETIME 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from ..model import Cause, Credentials
+from . import wire
+from .channel import Channel, ProbeFailure, describe
+from .wire import Address, LongTermAuth, Response
+
+log = logging.getLogger("iceprobe.gather")
+
+#: How long releasing an allocation may take, on top of the probe's own budget.
+RELEASE_BUDGET = 1.0
+_MAX_STALE_NONCE_RETRIES = 2
+
+
+@dataclass(frozen=True)
+class Allocation:
+    relayed_address: Address
+    mapped_address: Address | None
+    lifetime: int | None
+    auth: LongTermAuth | None
+
+
+def _error_failure(response: Response) -> ProbeFailure:
+    code = response.error_code if response.error_code is not None else 0
+    return ProbeFailure(Cause.RESPONSE, response.reason or f"error {code}", code=code)
+
+
+async def binding(channel: Channel, deadline: float) -> Address:
+    """Send a Binding request; return the server-reflexive address."""
+    response = await channel.transact(wire.binding_request(), deadline)
+    if response.is_error:
+        raise _error_failure(response)
+    mapped = response.xor_mapped_address or response.mapped_address
+    if mapped is None:
+        raise ProbeFailure(Cause.MALFORMED,
+                           f"{describe(channel.server_address)} answered the Binding request "
+                           "without XOR-MAPPED-ADDRESS or MAPPED-ADDRESS")
+    return mapped
+
+
+async def allocate(channel: Channel, credentials: Credentials | None,
+                   deadline: float) -> Allocation:
+    """Create a TURN allocation, answering the long-term credential challenge."""
+    auth: LongTermAuth | None = None
+    stale_retries = 0
+    response = await channel.transact(wire.allocate_request(None), deadline)
+    while response.is_error:
+        code = response.error_code
+        if (code == 401 and auth is None and credentials is not None
+                and response.realm is not None and response.nonce is not None):
+            auth = wire.long_term_auth(credentials.username, credentials.password,
+                                       response.realm, response.nonce)
+        elif (code == 438 and auth is not None and credentials is not None
+                and response.nonce is not None and stale_retries < _MAX_STALE_NONCE_RETRIES):
+            stale_retries += 1
+            log.debug("< %s 438 stale nonce: retrying with the new nonce",
+                      describe(channel.server_address))
+            auth = wire.long_term_auth(credentials.username, credentials.password,
+                                       response.realm or auth.realm, response.nonce)
+        else:
+            raise _error_failure(response)
+        response = await channel.transact(wire.allocate_request(auth), deadline)
+
+    if response.relayed_address is None:
+        raise ProbeFailure(Cause.MALFORMED,
+                           f"{describe(channel.server_address)} answered the Allocate request "
+                           "without XOR-RELAYED-ADDRESS")
+    return Allocation(response.relayed_address, response.xor_mapped_address,
+                      response.lifetime, auth)
+
+
+async def release(channel: Channel, allocation: Allocation,
+                  credentials: Credentials | None) -> bool:
+    """Delete the allocation so that repeated runs never exhaust the user's quota.
+    Bounded by RELEASE_BUDGET; returns whether the server confirmed."""
+    deadline = time.monotonic() + RELEASE_BUDGET
+    auth = allocation.auth
+    server = describe(channel.server_address)
+    try:
+        for _ in range(_MAX_STALE_NONCE_RETRIES + 1):
+            response = await channel.transact(wire.release_request(auth), deadline)
+            if not response.is_error:
+                log.debug("< %s allocation %s released", server,
+                          describe(allocation.relayed_address))
+                return True
+            if (response.error_code == 438 and auth is not None and credentials is not None
+                    and response.nonce is not None):
+                auth = wire.long_term_auth(credentials.username, credentials.password,
+                                           response.realm or auth.realm, response.nonce)
+                continue
+            log.debug("< %s release refused: %s %s", server, response.error_code,
+                      response.reason)
+            return False
+    except ProbeFailure as failure:
+        log.debug("! %s release failed: %s", server, failure.text)
+    return False

@@ -1,0 +1,212 @@
+"""Gathering: every server, from every local address, concurrently, inside one time budget.
+
+This returns a `GatherReport` and never raises for anything the network or a server does:
+each failure is an `ErrorEvent` in the result of the server it concerns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from ..model import (
+    Candidate,
+    CandidateType,
+    Cause,
+    Credentials,
+    ErrorEvent,
+    GatherReport,
+    ProbeResult,
+    ServerSpec,
+    Transport,
+)
+from . import probes
+from .channel import Channel, ProbeFailure, describe, open_stream, open_udp, remaining
+from .local import ResolutionError, host_addresses, resolve
+from .wire import Address
+
+log = logging.getLogger("iceprobe.gather")
+
+_TYPE_PREFERENCE = {CandidateType.HOST: 126, CandidateType.SRFLX: 100, CandidateType.RELAY: 0}
+
+
+@dataclass(frozen=True)
+class GatherOptions:
+    timeout: float = 5.0
+    credentials: Credentials | None = None
+
+
+def priority(kind: CandidateType, address: str) -> int:
+    """RFC 8445 section 5.1.2.1, component 1; IPv6 gets the higher local preference."""
+    local_preference = 65535 if ":" in address else 65279
+    return (_TYPE_PREFERENCE[kind] << 24) + (local_preference << 8) + 255
+
+
+def foundation(kind: CandidateType, base: str, server: str = "") -> str:
+    """Equal for candidates of one type, base and server (RFC 8445 section 5.1.1.3)."""
+    return str(zlib.crc32(f"{kind.value}|udp|{base}|{server}".encode()))
+
+
+@dataclass
+class _Run:
+    options: GatherOptions
+    started: float
+    deadline: float
+    local_ips: list[str]
+    tls: ssl.SSLContext | None = None
+
+    def elapsed_ms(self) -> float:
+        return round((time.monotonic() - self.started) * 1000, 1)
+
+    def tls_context(self) -> ssl.SSLContext:
+        if self.tls is None:
+            self.tls = ssl.create_default_context()
+        return self.tls
+
+
+async def gather(servers: Sequence[ServerSpec], options: GatherOptions) -> GatherReport:
+    """Probe every server and return what each yielded."""
+    started_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    started = time.monotonic()
+    run = _Run(options, started, started + options.timeout, [])
+    host_sockets, host_candidates = _bind_host_sockets(run)
+    run.local_ips = [c.address for c in host_candidates]
+    try:
+        results = await asyncio.gather(*(_probe_server(run, spec) for spec in servers))
+    finally:
+        for sock in host_sockets:
+            sock.close()
+    return GatherReport(
+        started_at=started_at,
+        duration_ms=run.elapsed_ms(),
+        host_candidates=tuple(host_candidates),
+        results=tuple(results),
+    )
+
+
+def _bind_host_sockets(run: _Run) -> tuple[list[socket.socket], list[Candidate]]:
+    """One UDP socket per local address, as a browser binds: its port is the host
+    candidate's, and an address that cannot be bound yields no candidate."""
+    sockets: list[socket.socket] = []
+    candidates: list[Candidate] = []
+    for ip in host_addresses():
+        family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.bind((ip, 0))
+        except OSError as exc:
+            log.debug("! cannot bind %s: %s", ip, exc)
+            sock.close()
+            continue
+        sockets.append(sock)
+        port = int(sock.getsockname()[1])
+        candidates.append(Candidate(
+            type=CandidateType.HOST, protocol="udp", address=ip, port=port,
+            foundation=foundation(CandidateType.HOST, ip), priority=priority(
+                CandidateType.HOST, ip), elapsed_ms=run.elapsed_ms()))
+    return sockets, candidates
+
+
+async def _probe_server(run: _Run, spec: ServerSpec) -> ProbeResult:
+    start = time.monotonic()
+    try:
+        addresses = await resolve(spec.host, spec.port, remaining(run.deadline))
+    except ResolutionError as exc:
+        failure = ProbeFailure(Cause.DNS, f"DNS lookup for {spec.host} failed: {exc}")
+        return _result(spec, start, [], [_event(run, spec, failure)])
+    if not addresses:
+        failure = ProbeFailure(Cause.DNS, f"DNS lookup for {spec.host} returned no addresses")
+        return _result(spec, start, [], [_event(run, spec, failure)])
+
+    pairs = [(local, server) for server in addresses for local in run.local_ips
+             if (":" in local) == (":" in server)]
+    if not pairs:
+        families = " or ".join(sorted({"IPv6" if ":" in a else "IPv4" for a in addresses}))
+        failure = ProbeFailure(Cause.SOCKET,
+                               f"this machine has no {families} address to reach {spec.host} from")
+        return _result(spec, start, [], [_event(run, spec, failure)])
+
+    outcomes = await asyncio.gather(*(
+        _attempt(run, spec, local, (server, spec.port)) for local, server in pairs))
+    candidates = [c for found, _ in outcomes for c in found]
+    errors = [e for _, e in outcomes if e is not None]
+    return _result(spec, start, candidates, errors)
+
+
+def _result(spec: ServerSpec, start: float, candidates: list[Candidate],
+            errors: list[ErrorEvent]) -> ProbeResult:
+    return ProbeResult(server=spec, candidates=tuple(candidates), errors=tuple(errors),
+                       duration_ms=round((time.monotonic() - start) * 1000, 1))
+
+
+def _event(run: _Run, spec: ServerSpec, failure: ProbeFailure, local_ip: str | None = None,
+           local_port: int | None = None, server: Address | None = None) -> ErrorEvent:
+    return ErrorEvent(
+        url=spec.url, address=local_ip, port=local_port,
+        server_address=server[0] if server else None, server_port=server[1] if server else None,
+        error_code=failure.code, error_text=failure.text, cause=failure.cause,
+        elapsed_ms=run.elapsed_ms())
+
+
+async def _attempt(run: _Run, spec: ServerSpec, local_ip: str,
+                   server: Address) -> tuple[list[Candidate], ErrorEvent | None]:
+    """One local address against one server address: candidates, or the error event."""
+    channel: Channel | None = None
+    try:
+        channel = await _open(run, spec, local_ip, server)
+        if spec.is_turn:
+            return await _turn(run, spec, channel), None
+        mapped = await probes.binding(channel, run.deadline)
+        return [_reflexive(run, spec, mapped, channel.local_address)], None
+    except ProbeFailure as failure:
+        local_port = channel.local_address[1] if channel else None
+        return [], _event(run, spec, failure, local_ip, local_port, server)
+    except Exception as exc:  # a bug must still be a value, not a crash
+        log.debug("! internal error probing %s", spec.url, exc_info=True)
+        internal = ProbeFailure(Cause.INTERNAL, f"iceprobe failed while probing "
+                                                f"{describe(server)}: {type(exc).__name__}: {exc}")
+        return [], _event(run, spec, internal, local_ip, None, server)
+    finally:
+        if channel is not None:
+            channel.close()
+
+
+async def _open(run: _Run, spec: ServerSpec, local_ip: str, server: Address) -> Channel:
+    if spec.transport is Transport.UDP:
+        return await open_udp(local_ip, server)
+    tls = run.tls_context() if spec.transport is Transport.TLS else None
+    return await open_stream(local_ip, server, run.deadline, tls, spec.host)
+
+
+async def _turn(run: _Run, spec: ServerSpec, channel: Channel) -> list[Candidate]:
+    allocation = await probes.allocate(channel, run.options.credentials, run.deadline)
+    found: list[Candidate] = []
+    mapped = allocation.mapped_address
+    relayed = allocation.relayed_address
+    found.append(Candidate(
+        type=CandidateType.RELAY, protocol="udp", address=relayed[0], port=relayed[1],
+        related_address=mapped[0] if mapped else None, related_port=mapped[1] if mapped else None,
+        url=spec.url, foundation=foundation(CandidateType.RELAY, channel.local_address[0],
+                                            channel.server_address[0]),
+        priority=priority(CandidateType.RELAY, relayed[0]), elapsed_ms=run.elapsed_ms()))
+    # The mapped address of a UDP allocation is the server-reflexive candidate browsers add;
+    # over TCP it is a TCP mapping, useless for UDP media.
+    if mapped is not None and spec.transport is Transport.UDP:
+        found.append(_reflexive(run, spec, mapped, channel.local_address))
+    await probes.release(channel, allocation, run.options.credentials)
+    return found
+
+
+def _reflexive(run: _Run, spec: ServerSpec, mapped: Address, base: Address) -> Candidate:
+    return Candidate(
+        type=CandidateType.SRFLX, protocol="udp", address=mapped[0], port=mapped[1],
+        related_address=base[0], related_port=base[1], url=spec.url,
+        foundation=foundation(CandidateType.SRFLX, base[0], spec.host),
+        priority=priority(CandidateType.SRFLX, base[0]), elapsed_ms=run.elapsed_ms())

@@ -1,0 +1,183 @@
+"""STUN/TURN messages: building requests and reading responses.
+
+This is the only module that imports aioice. aioice's `stun` and `turn` modules are not part
+of its public API and change between minor releases, so everything iceprobe needs from them
+goes through the few functions here. Reading never raises: a datagram becomes a `Response`
+or a `Malformed` value.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+from aioice import stun, turn
+
+MAGIC_COOKIE = stun.COOKIE
+HEADER_LENGTH = stun.HEADER_LENGTH
+UDP_TRANSPORT = turn.UDP_TRANSPORT
+
+Address = tuple[str, int]
+
+_ERROR_CODE_ATTR = 0x0009
+
+
+@dataclass(frozen=True)
+class Request:
+    """An encoded request, ready to send, with the name trace lines use for it."""
+
+    name: str
+    transaction_id: bytes
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Response:
+    """The parts of a success or error response that iceprobe acts on."""
+
+    is_error: bool
+    error_code: int | None = None
+    reason: str = ""
+    xor_mapped_address: Address | None = None
+    mapped_address: Address | None = None
+    relayed_address: Address | None = None
+    lifetime: int | None = None
+    realm: str | None = None
+    nonce: bytes | None = None
+    attribute_names: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """A reply that carries our transaction id but cannot be read."""
+
+    problem: str
+
+
+@dataclass(frozen=True)
+class LongTermAuth:
+    """What a request needs to carry long-term credentials (RFC 8489 section 9.2).
+
+    `key` is derived from the password: it is as secret as the password itself."""
+
+    username: str
+    realm: str
+    nonce: bytes
+    key: bytes = field(repr=False)
+
+
+def transaction_id_of(data: bytes) -> bytes | None:
+    """The transaction id of a STUN message, or None if `data` cannot be one."""
+    if len(data) < HEADER_LENGTH or data[0] & 0xC0:
+        return None
+    if struct.unpack_from("!I", data, 4)[0] != MAGIC_COOKIE:
+        return None
+    return data[8:20]
+
+
+def message_length(header: bytes) -> int:
+    """The total length of the STUN message that starts with `header` (at least 4 bytes)."""
+    (length,) = struct.unpack_from("!H", header, 2)
+    return HEADER_LENGTH + int(length)
+
+
+def binding_request() -> Request:
+    """A STUN Binding request (RFC 8489 section 6)."""
+    message = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
+    return Request("Binding", message.transaction_id, bytes(message))
+
+
+def allocate_request(auth: LongTermAuth | None) -> Request:
+    """A TURN Allocate request for a UDP relay (RFC 8656 section 7.1)."""
+    message = stun.Message(message_method=stun.Method.ALLOCATE, message_class=stun.Class.REQUEST)
+    message.attributes["REQUESTED-TRANSPORT"] = UDP_TRANSPORT
+    return _finish(message, "Allocate", auth)
+
+
+def release_request(auth: LongTermAuth | None) -> Request:
+    """A TURN Refresh with LIFETIME 0, which deletes the allocation (RFC 8656 section 8)."""
+    message = stun.Message(message_method=stun.Method.REFRESH, message_class=stun.Class.REQUEST)
+    message.attributes["LIFETIME"] = 0
+    return _finish(message, "Refresh(0)", auth)
+
+
+def long_term_auth(username: str, password: str, realm: str, nonce: bytes) -> LongTermAuth:
+    """Credentials for a realm and nonce: key = MD5(username:realm:password), RFC 8489 9.2.2."""
+    return LongTermAuth(username, realm, nonce, turn.make_integrity_key(username, realm, password))
+
+
+def _finish(message: stun.Message, name: str, auth: LongTermAuth | None) -> Request:
+    if auth is not None:
+        message.attributes["USERNAME"] = auth.username
+        message.attributes["REALM"] = auth.realm
+        message.attributes["NONCE"] = auth.nonce
+        message.add_message_integrity(auth.key)
+    return Request(name, message.transaction_id, bytes(message))
+
+
+def read_response(data: bytes) -> Response | Malformed:
+    """Read a reply whose transaction id already matched one of ours."""
+    try:
+        message = stun.parse_message(data)
+    except Exception as exc:
+        return _read_error_leniently(data, exc)
+    if message.message_class == stun.Class.RESPONSE:
+        is_error = False
+    elif message.message_class == stun.Class.ERROR:
+        is_error = True
+    else:
+        return Malformed(f"a {message.message_class.name.lower()} where a response was expected")
+
+    attrs = message.attributes
+    code: int | None = None
+    reason = ""
+    if is_error:
+        error = attrs.get("ERROR-CODE")
+        if error is None:
+            return Malformed("an error response without an ERROR-CODE attribute")
+        code, reason = int(error[0]), clean_reason(str(error[1]))
+    return Response(
+        is_error=is_error,
+        error_code=code,
+        reason=reason,
+        xor_mapped_address=_address(attrs.get("XOR-MAPPED-ADDRESS")),
+        mapped_address=_address(attrs.get("MAPPED-ADDRESS")),
+        relayed_address=_address(attrs.get("XOR-RELAYED-ADDRESS")),
+        lifetime=attrs.get("LIFETIME"),
+        realm=attrs.get("REALM"),
+        nonce=attrs.get("NONCE"),
+        attribute_names=tuple(attrs),
+    )
+
+
+def clean_reason(reason: str) -> str:
+    """coturn pads the reason phrase with NULs; browsers show it without them."""
+    return reason.rstrip("\x00").strip()
+
+
+def _address(value: object) -> Address | None:
+    if isinstance(value, tuple) and len(value) == 2:
+        return (str(value[0]), int(value[1]))
+    return None
+
+
+def _read_error_leniently(data: bytes, exc: Exception) -> Response | Malformed:
+    """aioice rejects a whole message for, say, a reason phrase that is not UTF-8. An error
+    response is still worth its code, so look for ERROR-CODE by hand before giving up."""
+    problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if len(data) < HEADER_LENGTH:
+        return Malformed(f"only {len(data)} bytes, shorter than a STUN header")
+    message_type, length = struct.unpack_from("!HH", data, 0)
+    if message_type & 0x0110 != 0x0110:
+        return Malformed(problem)
+    pos = HEADER_LENGTH
+    end = min(len(data), HEADER_LENGTH + length)
+    while pos + 4 <= end:
+        attr_type, attr_len = struct.unpack_from("!HH", data, pos)
+        value = data[pos + 4 : pos + 4 + attr_len]
+        if attr_type == _ERROR_CODE_ATTR and len(value) >= 4 and attr_len == len(value):
+            code = (value[2] & 0x07) * 100 + value[3]
+            reason = clean_reason(value[4:].decode("utf-8", errors="replace"))
+            return Response(is_error=True, error_code=code, reason=reason)
+        pos += 4 + attr_len + (-attr_len % 4)
+    return Malformed(problem)

@@ -1,0 +1,191 @@
+"""The data that flows through iceprobe: server specs in, candidates, error events and
+verdicts out.
+
+Everything here is a frozen value. The gatherer produces these, the rules judge them and the
+renderers show them; none of those stages raises for a network failure, which is a value here.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Scheme(str, enum.Enum):
+    """URI schemes of RFC 7064 (STUN) and RFC 7065 (TURN)."""
+
+    STUN = "stun"
+    STUNS = "stuns"
+    TURN = "turn"
+    TURNS = "turns"
+
+    @property
+    def is_turn(self) -> bool:
+        return self in (Scheme.TURN, Scheme.TURNS)
+
+    @property
+    def is_secure(self) -> bool:
+        return self in (Scheme.STUNS, Scheme.TURNS)
+
+
+class Transport(str, enum.Enum):
+    """How iceprobe talks to the server: the wire under the STUN messages."""
+
+    UDP = "udp"
+    TCP = "tcp"
+    TLS = "tls"
+
+
+class CandidateType(str, enum.Enum):
+    HOST = "host"
+    SRFLX = "srflx"
+    RELAY = "relay"
+
+
+class Cause(str, enum.Enum):
+    """Why an error event happened. `response` is a STUN/TURN error response; the others
+    are the distinct reasons behind a browser's ambiguous 701."""
+
+    RESPONSE = "response"
+    DNS = "dns"
+    SOCKET = "socket"
+    UNREACHABLE = "unreachable"
+    REFUSED = "refused"
+    TLS = "tls"
+    CLOSED = "closed"
+    TIMEOUT = "timeout"
+    MALFORMED = "malformed"
+    INTERNAL = "internal"
+
+
+class Severity(str, enum.Enum):
+    OK = "ok"
+    INFO = "info"
+    WARN = "warn"
+    FAIL = "fail"
+
+
+class Requirement(str, enum.Enum):
+    """`each`: every server must yield its candidate; `any`: one working STUN and one
+    working TURN server are enough."""
+
+    EACH = "each"
+    ANY = "any"
+
+
+#: W3C WebRTC: "server not reachable", the browser's code for every failure to reach a server.
+SERVER_UNREACHABLE_CODE = 701
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """One STUN or TURN server, as named by its URL (never holds credentials)."""
+
+    url: str
+    scheme: Scheme
+    host: str
+    port: int
+    transport: Transport
+
+    @property
+    def is_turn(self) -> bool:
+        return self.scheme.is_turn
+
+    @property
+    def expected_candidate(self) -> CandidateType:
+        """The candidate type this server exists to provide."""
+        return CandidateType.RELAY if self.is_turn else CandidateType.SRFLX
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Long-term TURN credentials. The password is kept out of `repr` so that it never
+    reaches a log line or a traceback by accident."""
+
+    username: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An ICE candidate (RFC 8445 section 5.1), as a browser's `icecandidate` reports it."""
+
+    type: CandidateType
+    protocol: str
+    address: str
+    port: int
+    foundation: str
+    priority: int
+    elapsed_ms: float
+    related_address: str | None = None
+    related_port: int | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class ErrorEvent:
+    """One failure, with the fields of the browser's `icecandidateerror` event (url,
+    address, port, errorCode, errorText) plus the server address and the precise cause."""
+
+    url: str
+    address: str | None
+    port: int | None
+    server_address: str | None
+    server_port: int | None
+    error_code: int
+    error_text: str
+    cause: Cause
+    elapsed_ms: float
+
+    @property
+    def is_unreachable(self) -> bool:
+        """True for the browser's 701 family, where no usable answer came back."""
+        return self.cause not in (Cause.RESPONSE, Cause.MALFORMED, Cause.INTERNAL)
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """Everything one server yielded: candidates, error events and how long it took."""
+
+    server: ServerSpec
+    candidates: tuple[Candidate, ...]
+    errors: tuple[ErrorEvent, ...]
+    duration_ms: float
+
+    @property
+    def ok(self) -> bool:
+        """The server yielded the candidate type it exists for, from at least one address."""
+        wanted = self.server.expected_candidate
+        return any(c.type is wanted for c in self.candidates)
+
+
+@dataclass(frozen=True)
+class GatherReport:
+    """The result of one gathering run."""
+
+    started_at: str
+    duration_ms: float
+    host_candidates: tuple[Candidate, ...]
+    results: tuple[ProbeResult, ...]
+
+    @property
+    def candidates(self) -> tuple[Candidate, ...]:
+        gathered = tuple(c for r in self.results for c in r.candidates)
+        return self.host_candidates + tuple(sorted(gathered, key=lambda c: c.elapsed_ms))
+
+    @property
+    def errors(self) -> tuple[ErrorEvent, ...]:
+        return tuple(sorted((e for r in self.results for e in r.errors),
+                            key=lambda e: e.elapsed_ms))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A conclusion drawn from the results, with a stable id that scripts may match on."""
+
+    id: str
+    severity: Severity
+    title: str
+    detail: str
+    hint: str
+    urls: tuple[str, ...] = ()

@@ -1,0 +1,89 @@
+"""The JSON report (schema_version 1, documented in the README)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+
+from .. import __version__
+from ..model import Candidate, ErrorEvent, ProbeResult, Verdict
+from .report import Report
+
+SCHEMA_VERSION = 1
+
+
+def report_document(report: Report) -> dict[str, Any]:
+    gathered = report.gather
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "iceprobe", "version": __version__},
+        "started_at": gathered.started_at,
+        "duration_ms": gathered.duration_ms,
+        "ok": report.ok,
+        "require": report.require.value,
+        "servers": [_server(r) for r in gathered.results],
+        "candidates": [_candidate(c) for c in gathered.candidates],
+        "errors": [_error(e) for e in gathered.errors],
+        "verdicts": [_verdict(v) for v in report.verdicts],
+    }
+
+
+def render_json(report: Report, console: Console) -> None:
+    """Write the document alone, so that stdout parses as JSON."""
+    console.file.write(json.dumps(report_document(report), indent=2) + "\n")
+    console.file.flush()
+
+
+def _server(result: ProbeResult) -> dict[str, Any]:
+    spec = result.server
+    return {
+        "url": spec.url,
+        "scheme": spec.scheme.value,
+        "host": spec.host,
+        "port": spec.port,
+        "transport": spec.transport.value,
+        "status": "ok" if result.ok else "failed",
+        "duration_ms": result.duration_ms,
+    }
+
+
+def _candidate(candidate: Candidate) -> dict[str, Any]:
+    return {
+        "type": candidate.type.value,
+        "protocol": candidate.protocol,
+        "address": candidate.address,
+        "port": candidate.port,
+        "related_address": candidate.related_address,
+        "related_port": candidate.related_port,
+        "url": candidate.url,
+        "foundation": candidate.foundation,
+        "priority": candidate.priority,
+        "elapsed_ms": candidate.elapsed_ms,
+    }
+
+
+def _error(event: ErrorEvent) -> dict[str, Any]:
+    return {
+        "url": event.url,
+        "address": event.address,
+        "port": event.port,
+        "server_address": event.server_address,
+        "server_port": event.server_port,
+        "error_code": event.error_code,
+        "error_text": event.error_text,
+        "cause": event.cause.value,
+        "elapsed_ms": event.elapsed_ms,
+    }
+
+
+def _verdict(verdict: Verdict) -> dict[str, Any]:
+    return {
+        "id": verdict.id,
+        "severity": verdict.severity.value,
+        "title": verdict.title,
+        "detail": verdict.detail,
+        "hint": verdict.hint,
+        "urls": list(verdict.urls),
+    }

@@ -1,0 +1,119 @@
+"""The human report: servers, candidates, error events and verdicts as rich tables."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ..model import Candidate, ErrorEvent, ProbeResult, Severity, Verdict
+from .report import Report
+
+SEVERITY_STYLE = {
+    Severity.OK: "bold green",
+    Severity.INFO: "cyan",
+    Severity.WARN: "bold yellow",
+    Severity.FAIL: "bold red",
+}
+
+
+def render_table(report: Report, console: Console) -> None:
+    gathered = report.gather
+    if gathered.results:
+        console.print(_servers_table(gathered.results))
+    console.print(_candidates_table(gathered.candidates))
+    if gathered.errors:
+        console.print(_errors_table(gathered.errors))
+    if report.verdicts:
+        console.print(_verdicts_table(report.verdicts))
+    console.print(summary_line(report))
+
+
+def _table(title: str) -> Table:
+    return Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD,
+                 pad_edge=False, expand=False)
+
+
+def _endpoint(address: str | None, port: int | None) -> str:
+    if address is None:
+        return "-"
+    shown = f"[{address}]" if ":" in address and port is not None else address
+    return f"{shown}:{port}" if port is not None else shown
+
+
+def _servers_table(results: tuple[ProbeResult, ...]) -> Table:
+    table = _table("Servers")
+    for name, justify in (("URL", "left"), ("transport", "left"), ("status", "left"),
+                          ("candidates", "right"), ("errors", "right"), ("time", "right")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for result in results:
+        status = Text("ok", style="green") if result.ok else Text("failed", style="bold red")
+        table.add_row(result.server.url, result.server.transport.value, status,
+                      str(len(result.candidates)), str(len(result.errors)),
+                      f"{result.duration_ms:.0f} ms")
+    return table
+
+
+def _candidates_table(candidates: tuple[Candidate, ...]) -> Table:
+    table = _table("Candidates")
+    for name in ("type", "protocol", "address", "port", "related", "URL", "ms"):
+        table.add_column(name, justify="right" if name in ("port", "ms") else "left")
+    for c in candidates:
+        table.add_row(c.type.value, c.protocol, c.address, str(c.port),
+                      _endpoint(c.related_address, c.related_port), c.url or "-",
+                      f"{c.elapsed_ms:.0f}")
+    return table
+
+
+def _errors_table(errors: tuple[ErrorEvent, ...]) -> Table:
+    table = _table("Error events")
+    table.add_column("URL", no_wrap=True)
+    table.add_column("event", overflow="fold")
+    for e in errors:
+        body = Text()
+        body.append(f"{e.error_code} {e.cause.value}", style="bold red")
+        body.append(f"  {_endpoint(e.address, e.port)} → "
+                    f"{_endpoint(e.server_address, e.server_port)}", style="dim")
+        body.append(f"\n{e.error_text}")
+        table.add_row(e.url, body)
+    return table
+
+
+def _verdicts_table(verdicts: tuple[Verdict, ...]) -> Table:
+    table = _table("Verdicts")
+    table.add_column("severity")
+    table.add_column("verdict", overflow="fold")
+    for v in verdicts:
+        body = Text()
+        body.append(v.title, style="bold")
+        body.append(f"  [{v.id}]", style="dim")
+        if v.detail:
+            body.append(f"\n{v.detail}")
+        if v.hint:
+            body.append(f"\n→ {v.hint}", style="italic")
+        table.add_row(Text(v.severity.value.upper(), style=SEVERITY_STYLE[v.severity]), body)
+    return table
+
+
+def summary_line(report: Report) -> Text:
+    gathered = report.gather
+    counts = Counter(c.type.value for c in gathered.candidates)
+    kinds = ", ".join(f"{counts[k]} {k}" for k in ("host", "srflx", "relay") if counts[k])
+    working = sum(1 for r in gathered.results if r.ok)
+    fails = sum(1 for v in report.verdicts if v.severity is Severity.FAIL)
+    text = Text()
+    if report.ok:
+        text.append("PASS", style="bold green")
+    else:
+        text.append("FAIL", style="bold red")
+    parts = [f"{len(gathered.candidates)} candidates ({kinds or 'none'})",
+             f"{working}/{len(gathered.results)} servers ok",
+             f"{len(gathered.errors)} error events"]
+    if fails:
+        parts.append(f"{fails} failing verdicts")
+    parts.append(f"{gathered.duration_ms / 1000:.2f} s")
+    text.append("  " + " · ".join(parts))
+    return text

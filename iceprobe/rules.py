@@ -1,0 +1,230 @@
+"""The rule engine: pure functions from gathered results to verdicts.
+
+Nothing here touches the network, so the same rules judge candidates read from a browser dump
+as well as gathered ones. Each rule returns zero or more `Verdict`s with a stable id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .model import (
+    Candidate,
+    CandidateType,
+    Cause,
+    ErrorEvent,
+    ProbeResult,
+    Requirement,
+    Severity,
+    Verdict,
+)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the rules look at: the host candidates and each server's result."""
+
+    host_candidates: tuple[Candidate, ...]
+    results: tuple[ProbeResult, ...]
+    require: Requirement = Requirement.EACH
+
+    @property
+    def gathered(self) -> tuple[Candidate, ...]:
+        return tuple(c for r in self.results for c in r.candidates)
+
+
+Rule = Callable[[Evidence], list[Verdict]]
+
+_UNREACHABLE_HINTS = {
+    Cause.DNS: "Check the host name and this machine's DNS configuration.",
+    Cause.SOCKET: "This machine could not open a socket towards the server: check its "
+                  "network interfaces and local firewall.",
+    Cause.UNREACHABLE: "Nothing answered on that address and port (an ICMP error came back): "
+                       "check the port number, that the server is running, and firewalls "
+                       "between here and there.",
+    Cause.REFUSED: "The TCP port is closed: check the port and that the server listens on TCP.",
+    Cause.TLS: "Check the server's certificate and TLS configuration.",
+    Cause.CLOSED: "The server closed the connection mid-request: check its logs.",
+    Cause.TIMEOUT: "Nothing came back at all: the server is down or a firewall drops the "
+                   "traffic. Networks that block UDP often still allow TURN over TCP or TLS "
+                   "on port 443.",
+}
+
+_RESPONSE_HINTS = {
+    401: "Check the username and credential (-u/-p) against the server's user database "
+         "and realm.",
+    403: "The server forbids this request: check its access rules for this user and address.",
+    437: "The server still holds an allocation for this address and port; wait for it to "
+         "expire or use another port.",
+    438: "The nonce went stale twice in a row: check the server's clock and nonce lifetime.",
+    441: "The credentials do not match the ones of the existing allocation.",
+    442: "The server does not relay over UDP: enable UDP relaying on it.",
+    486: "This user holds too many allocations: release old ones or raise the user quota.",
+    508: "The server has no relay ports left: widen its relay port range or add capacity.",
+}
+
+
+def evaluate(evidence: Evidence) -> list[Verdict]:
+    """Every verdict the rules reach, most important first."""
+    verdicts = [v for rule in RULES for v in rule(evidence)]
+    order = {Severity.FAIL: 0, Severity.WARN: 1, Severity.INFO: 2, Severity.OK: 3}
+    return sorted(verdicts, key=lambda v: order[v.severity])
+
+
+def passed(verdicts: Sequence[Verdict]) -> bool:
+    return not any(v.severity is Severity.FAIL for v in verdicts)
+
+
+def no_servers(evidence: Evidence) -> list[Verdict]:
+    if evidence.results:
+        return []
+    return [Verdict(
+        id="no-servers", severity=Severity.INFO, title="No STUN or TURN server given",
+        detail="Only host candidates were gathered, because no server was named.",
+        hint="Add --stun URL and/or --turn URL to test servers.")]
+
+
+def no_host_candidates(evidence: Evidence) -> list[Verdict]:
+    if evidence.host_candidates:
+        return []
+    return [Verdict(
+        id="no-host-candidates", severity=Severity.WARN, title="No host candidates",
+        detail="This machine has no non-loopback IPv4 or global IPv6 address.",
+        hint="Check that a network interface is up and has an address.")]
+
+
+def only_host_candidates(evidence: Evidence) -> list[Verdict]:
+    if not evidence.results or evidence.gathered:
+        return []
+    return [Verdict(
+        id="only-host-candidates", severity=Severity.FAIL, title="Only host candidates",
+        detail="Servers were configured, but no server-reflexive or relay candidate was "
+               "gathered: a peer outside this network could not reach this one.",
+        hint="See the error events: every server failed.",
+        urls=tuple(r.server.url for r in evidence.results))]
+
+
+def no_relay_candidates(evidence: Evidence) -> list[Verdict]:
+    turn = [r for r in evidence.results if r.server.is_turn]
+    if not turn or any(c.type is CandidateType.RELAY for c in evidence.gathered):
+        return []
+    return [Verdict(
+        id="no-relay-candidates", severity=Severity.FAIL, title="No relay candidates",
+        detail="TURN was configured, but no relay candidate was gathered: peers behind "
+               "restrictive NATs or firewalls will not connect.",
+        hint="See the error events of the TURN servers.",
+        urls=tuple(r.server.url for r in turn))]
+
+
+def _failure_severity(evidence: Evidence, result: ProbeResult) -> Severity:
+    if evidence.require is Requirement.EACH:
+        return Severity.FAIL
+    peers_ok = any(r.ok for r in evidence.results
+                   if r.server.is_turn == result.server.is_turn and r is not result)
+    return Severity.WARN if peers_ok else Severity.FAIL
+
+
+def _addresses(events: Sequence[ErrorEvent]) -> str:
+    seen = sorted({e.address for e in events if e.address})
+    return ", ".join(seen) if seen else "this machine"
+
+
+def server_unreachable(evidence: Evidence) -> list[Verdict]:
+    verdicts = []
+    for result in evidence.results:
+        events = [e for e in result.errors if e.is_unreachable]
+        if not events:
+            continue
+        url = result.server.url
+        causes = list(dict.fromkeys(e.cause for e in events))
+        texts = "; ".join(dict.fromkeys(e.error_text for e in events))
+        hint = " ".join(_UNREACHABLE_HINTS.get(c, "") for c in causes).strip()
+        wanted = result.server.expected_candidate.value
+        if result.ok:
+            good = sorted({c.related_address or c.address for c in result.candidates
+                           if c.type is result.server.expected_candidate})
+            verdicts.append(Verdict(
+                id="server-unreachable", severity=Severity.INFO,
+                title=f"Harmless 701 from {url}",
+                detail=(f"701 ({', '.join(c.value for c in causes)}) from "
+                        f"{_addresses(events)}: {texts}. This is harmless: the server still "
+                        f"gave its {wanted} candidate from {', '.join(good)}. Typical of a "
+                        "name with an AAAA record reached only over IPv4."),
+                hint="Nothing to fix unless you expect the other address family to work.",
+                urls=(url,)))
+            continue
+        verdicts.append(Verdict(
+            id="server-unreachable", severity=_failure_severity(evidence, result),
+            title=f"{url} unreachable (701 {', '.join(c.value for c in causes)})",
+            detail=f"No {wanted} candidate: {texts}.", hint=hint, urls=(url,)))
+    return verdicts
+
+
+def server_error(evidence: Evidence) -> list[Verdict]:
+    verdicts = []
+    for result in evidence.results:
+        events = [e for e in result.errors if not e.is_unreachable]
+        if not events:
+            continue
+        url = result.server.url
+        codes = list(dict.fromkeys(
+            f"{e.error_code} {e.error_text}" if e.cause is Cause.RESPONSE else e.cause.value
+            for e in events))
+        hint = " ".join(dict.fromkeys(
+            _RESPONSE_HINTS.get(e.error_code, _class_hint(e)) for e in events))
+        severity = Severity.WARN if result.ok else _failure_severity(evidence, result)
+        verdicts.append(Verdict(
+            id="server-error", severity=severity,
+            title=f"{url} answered with an error ({'; '.join(codes)})",
+            detail=("; ".join(dict.fromkeys(e.error_text for e in events))
+                    + f" (from {_addresses(events)})"),
+            hint=hint, urls=(url,)))
+    return verdicts
+
+
+def _class_hint(event: ErrorEvent) -> str:
+    if event.cause is Cause.MALFORMED:
+        return "The server's reply is not valid STUN: check what really listens on that port."
+    if event.cause is Cause.INTERNAL:
+        return "This is a bug in iceprobe: please report it with the output of --verbose."
+    code = event.error_code
+    if 300 <= code < 400:
+        return "The server redirects clients elsewhere."
+    if 400 <= code < 500:
+        return "The server rejected the request."
+    if 500 <= code < 600:
+        return "The server has a problem of its own: check its logs."
+    return "See the server's documentation for this code."
+
+
+def server_without_candidate(evidence: Evidence) -> list[Verdict]:
+    """A server that yielded nothing and left no error event either."""
+    return [Verdict(
+        id="server-no-candidate", severity=_failure_severity(evidence, r),
+        title=f"{r.server.url} gave no {r.server.expected_candidate.value} candidate",
+        detail="The server yielded no candidate and no error event.",
+        hint="Run with --verbose to see the transactions.", urls=(r.server.url,))
+        for r in evidence.results if not r.ok and not r.errors]
+
+
+def all_candidates_gathered(evidence: Evidence) -> list[Verdict]:
+    if not evidence.results or not all(r.ok for r in evidence.results):
+        return []
+    kinds = sorted({c.type.value for c in evidence.gathered})
+    return [Verdict(
+        id="all-candidates-gathered", severity=Severity.OK, title="All candidates gathered",
+        detail=f"Every server yielded its candidate ({', '.join(kinds)}).", hint="",
+        urls=tuple(r.server.url for r in evidence.results))]
+
+
+RULES: tuple[Rule, ...] = (
+    no_servers,
+    no_host_candidates,
+    only_host_candidates,
+    no_relay_candidates,
+    server_unreachable,
+    server_error,
+    server_without_candidate,
+    all_candidates_gathered,
+)

@@ -1,0 +1,65 @@
+"""Test-wide set-up: the lab network.
+
+At import, before pytest starts any thread, this process moves into network and mount
+namespaces of its own (see tests/lab/netns.py). Unit tests do not care; lab tests use the
+`lab` fixture, which skips with the reason when the lab could not be built, except under
+CI=true, where a lab that cannot start fails the run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.lab.dns import NxdomainResolver
+from tests.lab.netns import DNS_ADDRESS, LabNetwork, LabUnavailable, enter_lab_network
+from tests.lab.servers import Coturn, SilentServer, start_coturn
+
+_lab: LabNetwork | None = None
+_lab_problem: str | None = None
+try:
+    _lab = enter_lab_network()
+except LabUnavailable as exc:
+    _lab_problem = str(exc)
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[LabNetwork]:
+    if _lab is None:
+        message = f"lab unavailable: {_lab_problem}"
+        if _in_ci():
+            pytest.fail(f"{message} (CI=true: lab tests must run)")
+        pytest.skip(message)
+    resolver = NxdomainResolver(DNS_ADDRESS)
+    try:
+        yield _lab
+    finally:
+        resolver.close()
+
+
+@pytest.fixture
+def coturn(lab: LabNetwork) -> Iterator[Callable[..., Coturn]]:
+    """Start coturn servers for one test; all are stopped after it."""
+    started: list[Coturn] = []
+
+    def start(*extra: str, ip: str | None = None) -> Coturn:
+        server = start_coturn(ip or lab.ipv4, *extra)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def silent_server(lab: LabNetwork) -> Iterator[SilentServer]:
+    server = SilentServer(lab.ipv4)
+    yield server
+    server.close()

@@ -1,0 +1,123 @@
+"""Servers for the lab: real coturn, and small responders of our own."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+LAB_USER = "alice"
+LAB_PASSWORD = "lab-secret-Zq7"
+LAB_REALM = "lab"
+
+# Every server in the lab gets ports of its own: coturn binds with SO_REUSEPORT, so two
+# servers on one port would silently share the traffic.
+_listening_ports = itertools.count(40000, 2)
+_relay_ports = itertools.count(50000, 32)
+
+
+def free_port() -> int:
+    """A port number no lab server uses (nothing listens on it)."""
+    return next(_listening_ports)
+
+
+@dataclass
+class Coturn:
+    ip: str
+    port: int
+    process: subprocess.Popen[bytes]
+    workdir: str
+    log_path: str
+    extra: tuple[str, ...] = field(default=())
+
+    def url(self, scheme: str = "turn", host: str | None = None, query: str = "") -> str:
+        host = host or (f"[{self.ip}]" if ":" in self.ip else self.ip)
+        return f"{scheme}:{host}:{self.port}{query}"
+
+    def log(self) -> str:
+        with open(self.log_path, errors="replace") as handle:
+            return handle.read()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def start_coturn(ip: str, *extra: str, user: str = LAB_USER,
+                 password: str = LAB_PASSWORD) -> Coturn:
+    """Start a foreground coturn on `ip` with its own ports and wait until it answers."""
+    binary = shutil.which("turnserver")
+    if binary is None:
+        raise RuntimeError("turnserver not found: apt-get install coturn (scripts/test does)")
+    port = next(_listening_ports)
+    relay = next(_relay_ports)
+    workdir = tempfile.mkdtemp(prefix="coturn-")
+    empty_conf = os.path.join(workdir, "empty.conf")
+    open(empty_conf, "w").close()
+    log_path = os.path.join(workdir, "turn.log")
+    args = [
+        binary, "-c", empty_conf, "-n",
+        f"--listening-ip={ip}", f"--listening-port={port}", f"--relay-ip={ip}",
+        f"--min-port={relay}", f"--max-port={relay + 31}",
+        f"--realm={LAB_REALM}", "--lt-cred-mech", f"--user={user}:{password}",
+        "--no-tls", "--no-dtls", "--no-cli", "--allow-loopback-peers",
+        "--log-file=stdout", "--simple-log",
+        f"--userdb={workdir}/db.sqlite", f"--pidfile={workdir}/turn.pid",
+        *extra,
+    ]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL)
+    server = Coturn(ip, port, process, workdir, log_path, extra)
+    try:
+        _wait_until_answering(server)
+    except Exception:
+        server.stop()
+        raise
+    return server
+
+
+def _wait_until_answering(server: Coturn, budget: float = 10.0) -> None:
+    family = socket.AF_INET6 if ":" in server.ip else socket.AF_INET
+    request = struct.pack("!HHI12s", 0x0001, 0, 0x2112A442, os.urandom(12))
+    deadline = time.monotonic() + budget
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(0.05)
+        while time.monotonic() < deadline:
+            if server.process.poll() is not None:
+                raise RuntimeError(f"coturn exited with {server.process.returncode}:\n"
+                                   f"{server.log()[-2000:]}")
+            try:
+                sock.sendto(request, (server.ip, server.port))
+                if sock.recv(2048)[8:20] == request[8:20]:
+                    return
+            except OSError:
+                time.sleep(0.02)
+    raise RuntimeError(f"coturn did not answer within {budget} s:\n{server.log()[-2000:]}")
+
+
+class SilentServer:
+    """A UDP socket that receives and never answers, like a server behind a firewall that
+    drops replies."""
+
+    def __init__(self, ip: str) -> None:
+        family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+        self.ip = ip
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        self.sock.bind((ip, 0))
+        self.port = int(self.sock.getsockname()[1])
+
+    def close(self) -> None:
+        self.sock.close()

@@ -1,0 +1,101 @@
+"""The command line's contract: exit codes, one-line errors, no tracebacks, lean start-up.
+None of these reach the network: they stop before gathering."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from iceprobe import __version__, cli
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "iceprobe", *args], capture_output=True,
+                          text=True, timeout=30, env=env)
+
+
+def test_version_prints_the_version() -> None:
+    done = run("--version")
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"iceprobe {__version__}"
+
+
+@pytest.mark.parametrize("args, names", [
+    (["--stun", "stun:host:0"], "port 0"),
+    (["--stun", "stun:host:65536"], "65536"),
+    (["--stun", "http://host"], "'http'"),
+    (["--stun", "stun:host?transport=udp"], "?transport="),
+    (["--turn", "turn:host?transport=sctp", "-u", "a", "-p", "b"], "'sctp'"),
+    (["--turn", "turn:alice@host", "-u", "a", "-p", "b"], "user information"),
+    (["--stun", "stun:"], "empty host"),
+    (["--stun", "stun:ho$t"], "ho$t"),
+    (["--stun", "turn:host"], "not a STUN URL"),
+    (["--turn", "stun:host", "-u", "a", "-p", "b"], "not a TURN URL"),
+    (["--turn", "turn:host"], "needs TURN credentials"),
+    (["--turn", "turn:host", "-u", "alice"], "-p/--credential"),
+    (["--turn", "turn:host", "-u", "", "-p", "x"], "-u/--username is empty"),
+    (["--stun", "stun:host", "--timeout", "0"], "--timeout"),
+    (["--stun", "stun:host", "--timeout", "-1"], "--timeout"),
+    (["--stun", "stun:host", "--require", "all"], "'all'"),
+    (["--bogus"], "--bogus"),
+])
+def test_bad_input_is_one_line_naming_it_and_exit_2(args: list[str], names: str) -> None:
+    done = run("gather", *args)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("iceprobe: error: ")
+    assert names in lines[0]
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""
+
+
+def test_credential_from_environment_satisfies_turn_and_is_not_echoed() -> None:
+    # A bad URL after the credentials: exits 2 before any network, but only if the
+    # environment's credentials were accepted first is the URL the complaint.
+    env = {**os.environ, "ICEPROBE_USERNAME": "alice", "ICEPROBE_CREDENTIAL": "env-Secret-9"}
+    done = run("gather", "--turn", "turn:host:0", env=env)
+    assert done.returncode == 2
+    assert "port 0" in done.stderr
+    assert "env-Secret-9" not in done.stderr + done.stdout
+
+
+def test_internal_error_is_one_line_asking_for_a_report(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    def broken(*args: object) -> int:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(cli, "_gather", broken)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["gather", "--stun", "stun:127.0.0.1"])
+    assert exit_info.value.code == cli.ExitCode.INTERNAL
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        f"iceprobe: internal error: RuntimeError: boom ({cli.BUG_REPORT})"]
+
+
+def test_internal_error_shows_traceback_with_verbose(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    def broken(*args: object) -> int:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(cli, "_gather", broken)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["gather", "--stun", "stun:127.0.0.1", "--verbose"])
+    assert exit_info.value.code == cli.ExitCode.INTERNAL
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "RuntimeError: boom" in err
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["gather", "--help"]])
+def test_help_and_version_import_neither_aioice_nor_aiortc(args: list[str]) -> None:
+    code = ("import sys\nfrom iceprobe.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('aioice', 'aiortc'))\n"
+            "print('HEAVY', heavy)\n")
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          timeout=30)
+    assert "HEAVY []" in done.stdout, done.stdout

@@ -130,6 +130,10 @@ def _addresses(events: Sequence[ErrorEvent]) -> str:
     return ", ".join(seen) if seen else "this machine"
 
 
+def _only_ipv6(events: Sequence[ErrorEvent]) -> bool:
+    return all(e.address is not None and ":" in e.address for e in events)
+
+
 def server_unreachable(evidence: Evidence) -> list[Verdict]:
     verdicts = []
     for result in evidence.results:
@@ -149,8 +153,9 @@ def server_unreachable(evidence: Evidence) -> list[Verdict]:
                 title=f"Harmless 701 from {url}",
                 detail=(f"701 ({', '.join(c.value for c in causes)}) from "
                         f"{_addresses(events)}: {texts}. This is harmless: the server still "
-                        f"gave its {wanted} candidate from {', '.join(good)}. Typical of a "
-                        "name with an AAAA record reached only over IPv4."),
+                        f"gave its {wanted} candidate from {', '.join(good)}."
+                        + (" Typical of a name with an AAAA record reached only over IPv4."
+                           if _only_ipv6(events) and not any(":" in a for a in good) else "")),
                 hint="Nothing to fix unless you expect the other address family to work.",
                 urls=(url,)))
             continue

@@ -96,7 +96,12 @@ def _parse_authority(url: str, authority: str, scheme: Scheme) -> tuple[str, int
         port_text = after[1:] if after else None
     else:
         if authority.count(":") > 1:
-            raise UrlError(f"{url!r}: IPv6 addresses must be in brackets, as in [2001:db8::1]")
+            try:
+                ipaddress.IPv6Address(authority)
+            except ValueError:
+                raise UrlError(f"{url!r}: more than one ':' after the host "
+                               "(IPv6 addresses go in brackets, as in [2001:db8::1])") from None
+            raise UrlError(f"{url!r}: IPv6 addresses must be in brackets, as in [{authority}]")
         host_text, colon, port = authority.partition(":")
         host = _parse_host(url, host_text)
         port_text = port if colon else None
@@ -118,18 +123,15 @@ def _parse_ipv6(url: str, literal: str) -> str:
 def _parse_host(url: str, host: str) -> str:
     if not host:
         raise UrlError(f"{url!r}: empty host")
-    if re.fullmatch(r"[0-9.]+", host):
+    if re.fullmatch(r"[0-9.]*[0-9][0-9.]*", host):
         try:
             return str(ipaddress.IPv4Address(host))
         except ValueError:
             raise UrlError(f"{url!r}: {host!r} is not a valid IPv4 address") from None
     if not host.isascii():
-        try:
-            ascii_form = host.encode("idna").decode("ascii")
-            suggestion = f" (its IDNA form is {ascii_form!r})"
-        except UnicodeError:
-            suggestion = ""
-        raise UrlError(f"{url!r}: host {host!r} is not ASCII{suggestion}")
+        suggestion = _idna_form(host)
+        hint = f" (its IDNA form is {suggestion!r})" if suggestion else ""
+        raise UrlError(f"{url!r}: host {host!r} is not ASCII{hint}")
     name = host[:-1] if host.endswith(".") else host
     if len(name) > 253:
         raise UrlError(f"{url!r}: host name is longer than 253 characters")
@@ -137,6 +139,22 @@ def _parse_host(url: str, host: str) -> str:
         if not _LABEL.match(label):
             raise UrlError(f"{url!r}: {host!r} is not a valid host name (bad label {label!r})")
     return name.lower()
+
+
+def _idna_form(host: str) -> str | None:
+    """The A-label form a registry would use (RFC 5891): each non-ASCII label as
+    "xn--" + Punycode. Python's "idna" codec implements IDNA 2003, which maps "ß" to "ss" and
+    would name a different host."""
+    labels = []
+    for label in host.rstrip(".").split("."):
+        if label.isascii():
+            labels.append(label.lower())
+            continue
+        try:
+            labels.append("xn--" + label.lower().encode("punycode").decode("ascii"))
+        except UnicodeError:
+            return None
+    return ".".join(labels)
 
 
 def _parse_port(url: str, text: str) -> int:

@@ -51,7 +51,7 @@ def _servers_table(results: tuple[ProbeResult, ...]) -> Table:
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for result in results:
         status = Text("ok", style="green") if result.ok else Text("failed", style="bold red")
-        table.add_row(result.server.url, result.server.transport.value, status,
+        table.add_row(Text(result.server.url), result.server.transport.value, status,
                       str(len(result.candidates)), str(len(result.errors)),
                       f"{result.duration_ms:.0f} ms")
     return table
@@ -62,8 +62,8 @@ def _candidates_table(candidates: tuple[Candidate, ...]) -> Table:
     for name in ("type", "protocol", "address", "port", "related", "URL", "ms"):
         table.add_column(name, justify="right" if name in ("port", "ms") else "left")
     for c in candidates:
-        table.add_row(c.type.value, c.protocol, c.address, str(c.port),
-                      _endpoint(c.related_address, c.related_port), c.url or "-",
+        table.add_row(c.type.value, c.protocol, Text(c.address), str(c.port),
+                      Text(_endpoint(c.related_address, c.related_port)), Text(c.url or "-"),
                       f"{c.elapsed_ms:.0f}")
     return table
 
@@ -78,12 +78,12 @@ def _errors_table(errors: tuple[ErrorEvent, ...]) -> Table:
         body.append(f"  {_endpoint(e.address, e.port)} → "
                     f"{_endpoint(e.server_address, e.server_port)}", style="dim")
         body.append(f"\n{e.error_text}")
-        table.add_row(e.url, body)
+        table.add_row(Text(e.url), body)
     return table
 
 
 def _verdicts_table(verdicts: tuple[Verdict, ...]) -> Table:
-    table = _table("Verdicts")
+    table = _table("Verdicts")  # verdict text is built from Text parts: never markup
     table.add_column("severity")
     table.add_column("verdict", overflow="fold")
     for v in verdicts:

@@ -48,7 +48,7 @@ def _servers_table(results: tuple[ProbeResult, ...]) -> Table:
     table = _table("Servers")
     for name, justify in (("URL", "left"), ("transport", "left"), ("status", "left"),
                           ("candidates", "right"), ("errors", "right"), ("time", "right")):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for result in results:
         status = Text("ok", style="green") if result.ok else Text("failed", style="bold red")
         table.add_row(Text(result.server.url), result.server.transport.value, status,
@@ -60,7 +60,8 @@ def _servers_table(results: tuple[ProbeResult, ...]) -> Table:
 def _candidates_table(candidates: tuple[Candidate, ...]) -> Table:
     table = _table("Candidates")
     for name in ("type", "protocol", "address", "port", "related", "URL", "ms"):
-        table.add_column(name, justify="right" if name in ("port", "ms") else "left")
+        table.add_column(name, justify="right" if name in ("port", "ms") else "left",
+                         overflow="fold")
     for c in candidates:
         table.add_row(c.type.value, c.protocol, Text(c.address), str(c.port),
                       Text(_endpoint(c.related_address, c.related_port)), Text(c.url or "-"),

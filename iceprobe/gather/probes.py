@@ -31,11 +31,25 @@ class Allocation:
     mapped_address: Address | None
     lifetime: int | None
     auth: LongTermAuth | None
+    #: Error responses the allocation recovered from (a 438 answered with the new nonce).
+    recovered: tuple[ProbeFailure, ...] = ()
+
+
+class Redirect(ProbeFailure):
+    """A 300 Try Alternate with its ALTERNATE-SERVER (RFC 8489 section 10)."""
+
+    def __init__(self, text: str, alternate: Address) -> None:
+        super().__init__(Cause.RESPONSE, text, code=300)
+        self.alternate = alternate
 
 
 def _error_failure(response: Response) -> ProbeFailure:
     code = response.error_code if response.error_code is not None else 0
-    return ProbeFailure(Cause.RESPONSE, response.reason or f"error {code}", code=code)
+    text = response.reason or f"error {code}"
+    if code == 300 and response.alternate_server is not None:
+        return Redirect(f"{text}: redirected to {describe(response.alternate_server)}",
+                        response.alternate_server)
+    return ProbeFailure(Cause.RESPONSE, text, code=code)
 
 
 async def binding(channel: Channel, deadline: float) -> Address:
@@ -56,6 +70,7 @@ async def allocate(channel: Channel, credentials: Credentials | None,
     """Create a TURN allocation, answering the long-term credential challenge."""
     auth: LongTermAuth | None = None
     stale_retries = 0
+    recovered: list[ProbeFailure] = []
     response = await channel.transact(wire.allocate_request(None), deadline)
     while response.is_error:
         code = response.error_code
@@ -66,6 +81,7 @@ async def allocate(channel: Channel, credentials: Credentials | None,
         elif (code == 438 and auth is not None and credentials is not None
                 and response.nonce is not None and stale_retries < _MAX_STALE_NONCE_RETRIES):
             stale_retries += 1
+            recovered.append(_error_failure(response))
             log.debug("< %s 438 stale nonce: retrying with the new nonce",
                       describe(channel.server_address))
             auth = wire.long_term_auth(credentials.username, credentials.password,
@@ -79,7 +95,7 @@ async def allocate(channel: Channel, credentials: Credentials | None,
                            f"{describe(channel.server_address)} answered the Allocate request "
                            "without XOR-RELAYED-ADDRESS")
     return Allocation(response.relayed_address, response.xor_mapped_address,
-                      response.lifetime, auth)
+                      response.lifetime, auth, tuple(recovered))
 
 
 async def release(channel: Channel, allocation: Allocation,

@@ -136,7 +136,7 @@ async def _probe_server(run: _Run, spec: ServerSpec) -> ProbeResult:
     outcomes = await asyncio.gather(*(
         _attempt(run, spec, local, (server, spec.port)) for local, server in pairs))
     candidates = [c for found, _ in outcomes for c in found]
-    errors = [e for _, e in outcomes if e is not None]
+    errors = [e for _, events in outcomes for e in events]
     return _result(spec, start, candidates, errors)
 
 
@@ -155,24 +155,35 @@ def _event(run: _Run, spec: ServerSpec, failure: ProbeFailure, local_ip: str | N
         elapsed_ms=run.elapsed_ms())
 
 
-async def _attempt(run: _Run, spec: ServerSpec, local_ip: str,
-                   server: Address) -> tuple[list[Candidate], ErrorEvent | None]:
-    """One local address against one server address: candidates, or the error event."""
+async def _attempt(run: _Run, spec: ServerSpec, local_ip: str, server: Address,
+                   follow_redirect: bool = True) -> tuple[list[Candidate], list[ErrorEvent]]:
+    """One local address against one server address: candidates and error events."""
     channel: Channel | None = None
     try:
         channel = await _open(run, spec, local_ip, server)
         if spec.is_turn:
-            return await _turn(run, spec, channel), None
+            return await _turn(run, spec, channel)
         mapped = await probes.binding(channel, run.deadline)
-        return [_reflexive(run, spec, mapped, channel.local_address)], None
+        return [_reflexive(run, spec, mapped, channel.local_address)], []
+    except probes.Redirect as redirect:
+        local_port = channel.local_address[1] if channel else None
+        event = _event(run, spec, redirect, local_ip, local_port, server)
+        if not follow_redirect or (":" in redirect.alternate[0]) != (":" in local_ip):
+            return [], [event]
+        # RFC 8489 section 10: follow ALTERNATE-SERVER once, and report both.
+        if channel is not None:
+            channel.close()
+            channel = None
+        found, events = await _attempt(run, spec, local_ip, redirect.alternate, False)
+        return found, [event, *events]
     except ProbeFailure as failure:
         local_port = channel.local_address[1] if channel else None
-        return [], _event(run, spec, failure, local_ip, local_port, server)
+        return [], [_event(run, spec, failure, local_ip, local_port, server)]
     except Exception as exc:  # a bug must still be a value, not a crash
         log.debug("! internal error probing %s", spec.url, exc_info=True)
         internal = ProbeFailure(Cause.INTERNAL, f"iceprobe failed while probing "
                                                 f"{describe(server)}: {type(exc).__name__}: {exc}")
-        return [], _event(run, spec, internal, local_ip, None, server)
+        return [], [_event(run, spec, internal, local_ip, None, server)]
     finally:
         if channel is not None:
             channel.close()
@@ -185,7 +196,8 @@ async def _open(run: _Run, spec: ServerSpec, local_ip: str, server: Address) -> 
     return await open_stream(local_ip, server, run.deadline, tls, spec.host)
 
 
-async def _turn(run: _Run, spec: ServerSpec, channel: Channel) -> list[Candidate]:
+async def _turn(run: _Run, spec: ServerSpec,
+                channel: Channel) -> tuple[list[Candidate], list[ErrorEvent]]:
     allocation = await probes.allocate(channel, run.options.credentials, run.deadline)
     found: list[Candidate] = []
     mapped = allocation.mapped_address
@@ -201,7 +213,10 @@ async def _turn(run: _Run, spec: ServerSpec, channel: Channel) -> list[Candidate
     if mapped is not None and spec.transport is Transport.UDP:
         found.append(_reflexive(run, spec, mapped, channel.local_address))
     await probes.release(channel, allocation, run.options.credentials)
-    return found
+    local = channel.local_address
+    recovered = [_event(run, spec, failure, local[0], local[1], channel.server_address)
+                 for failure in allocation.recovered]
+    return found, recovered
 
 
 def _reflexive(run: _Run, spec: ServerSpec, mapped: Address, base: Address) -> Candidate:

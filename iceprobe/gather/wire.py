@@ -20,6 +20,8 @@ UDP_TRANSPORT = turn.UDP_TRANSPORT
 Address = tuple[str, int]
 
 _ERROR_CODE_ATTR = 0x0009
+#: RFC 8489 section 14.15; aioice's parser skips it.
+_ALTERNATE_SERVER_ATTR = 0x8023
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class Response:
     lifetime: int | None = None
     realm: str | None = None
     nonce: bytes | None = None
+    alternate_server: Address | None = None
     attribute_names: tuple[str, ...] = field(default=())
 
 
@@ -146,6 +149,7 @@ def read_response(data: bytes) -> Response | Malformed:
         lifetime=attrs.get("LIFETIME"),
         realm=attrs.get("REALM"),
         nonce=attrs.get("NONCE"),
+        alternate_server=_alternate_server(data) if code == 300 else None,
         attribute_names=tuple(attrs),
     )
 
@@ -161,23 +165,43 @@ def _address(value: object) -> Address | None:
     return None
 
 
+def _attributes(data: bytes) -> list[tuple[int, bytes]]:
+    """The raw (type, value) attributes of a message, stopping at the first that overruns."""
+    found = []
+    pos = HEADER_LENGTH
+    end = min(len(data), message_length(data))
+    while pos + 4 <= end:
+        attr_type, attr_len = struct.unpack_from("!HH", data, pos)
+        if pos + 4 + attr_len > end:
+            break
+        found.append((attr_type, data[pos + 4 : pos + 4 + attr_len]))
+        pos += 4 + attr_len + (-attr_len % 4)
+    return found
+
+
+def _alternate_server(data: bytes) -> Address | None:
+    for attr_type, value in _attributes(data):
+        if attr_type == _ALTERNATE_SERVER_ATTR:
+            try:
+                return _address(stun.unpack_address(value))
+            except ValueError:
+                return None
+    return None
+
+
 def _read_error_leniently(data: bytes, exc: Exception) -> Response | Malformed:
     """aioice rejects a whole message for, say, a reason phrase that is not UTF-8. An error
     response is still worth its code, so look for ERROR-CODE by hand before giving up."""
     problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     if len(data) < HEADER_LENGTH:
         return Malformed(f"only {len(data)} bytes, shorter than a STUN header")
-    message_type, length = struct.unpack_from("!HH", data, 0)
+    (message_type,) = struct.unpack_from("!H", data, 0)
     if message_type & 0x0110 != 0x0110:
         return Malformed(problem)
-    pos = HEADER_LENGTH
-    end = min(len(data), HEADER_LENGTH + length)
-    while pos + 4 <= end:
-        attr_type, attr_len = struct.unpack_from("!HH", data, pos)
-        value = data[pos + 4 : pos + 4 + attr_len]
-        if attr_type == _ERROR_CODE_ATTR and len(value) >= 4 and attr_len == len(value):
+    for attr_type, value in _attributes(data):
+        if attr_type == _ERROR_CODE_ATTR and len(value) >= 4:
             code = (value[2] & 0x07) * 100 + value[3]
             reason = clean_reason(value[4:].decode("utf-8", errors="replace"))
-            return Response(is_error=True, error_code=code, reason=reason)
-        pos += 4 + attr_len + (-attr_len % 4)
+            return Response(is_error=True, error_code=code, reason=reason,
+                            alternate_server=_alternate_server(data) if code == 300 else None)
     return Malformed(problem)

@@ -1,0 +1,105 @@
+"""Error codes that real coturn produces, as the gatherer records them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import pytest
+
+from iceprobe.gather import GatherOptions, gather, probes
+from iceprobe.gather.channel import ProbeFailure, UdpChannel, open_udp
+from iceprobe.model import CandidateType, Cause, Credentials, GatherReport
+from iceprobe.urls import parse_server_url
+from tests.lab.netns import LabNetwork
+from tests.lab.servers import LAB_PASSWORD, LAB_USER, Coturn
+
+pytestmark = pytest.mark.lab
+
+GOOD = Credentials(LAB_USER, LAB_PASSWORD)
+StartCoturn = Callable[..., Coturn]
+
+
+def probe(*urls: str) -> GatherReport:
+    specs = [parse_server_url(u) for u in urls]
+    return asyncio.run(gather(specs, GatherOptions(timeout=3, credentials=GOOD)))
+
+
+async def _hold(server: Coturn, count: int) -> list[UdpChannel]:
+    """Allocations held open (never released) for the duration of a test."""
+    held = []
+    for _ in range(count):
+        channel = await open_udp(server.ip, (server.ip, server.port))
+        await probes.allocate(channel, GOOD, time.monotonic() + 3)
+        held.append(channel)
+    return held
+
+
+def probe_while_holding(server: Coturn, count: int) -> GatherReport:
+    async def run() -> GatherReport:
+        held = await _hold(server, count)
+        try:
+            return await gather([parse_server_url(server.url("turn"))],
+                                GatherOptions(timeout=3, credentials=GOOD))
+        finally:
+            for channel in held:
+                channel.close()
+    return asyncio.run(run())
+
+
+def test_user_quota_reached_is_486(lab: LabNetwork, coturn: StartCoturn) -> None:
+    server = coturn("--user-quota=1")
+    report = probe_while_holding(server, 1)
+    [event] = report.errors
+    assert (event.error_code, event.cause) == (486, Cause.RESPONSE)
+    assert "Quota" in event.error_text
+
+
+def test_relay_ports_exhausted_is_508(lab: LabNetwork, coturn: StartCoturn) -> None:
+    server = coturn("--min-port=59000", "--max-port=59001")
+    report = probe_while_holding(server, 2)
+    [event] = report.errors
+    assert (event.error_code, event.cause) == (508, Cause.RESPONSE)
+
+
+def test_no_udp_relay_is_442(lab: LabNetwork, coturn: StartCoturn) -> None:
+    server = coturn("--no-udp-relay")
+    [event] = probe(server.url("turn")).errors
+    assert (event.error_code, event.cause) == (442, Cause.RESPONSE)
+
+
+def test_second_allocate_on_one_5_tuple_is_437_even_without_integrity(
+        lab: LabNetwork, coturn: StartCoturn) -> None:
+    server = coturn()
+
+    async def run() -> ProbeFailure:
+        channel = await open_udp(server.ip, (server.ip, server.port))
+        try:
+            await probes.allocate(channel, GOOD, time.monotonic() + 3)
+            with pytest.raises(ProbeFailure) as failure:
+                await probes.allocate(channel, GOOD, time.monotonic() + 3)
+            return failure.value
+        finally:
+            channel.close()
+
+    start = time.monotonic()
+    failure = asyncio.run(run())
+    assert (failure.code, failure.cause) == (437, Cause.RESPONSE)
+    assert time.monotonic() - start < 2  # answered, not a timeout
+
+
+def test_try_alternate_is_followed_once_and_both_are_reported(
+        lab: LabNetwork, coturn: StartCoturn) -> None:
+    target = coturn()
+    redirecting = coturn(f"--alternate-server={target.ip}:{target.port}")
+    url = redirecting.url("turn")
+    report = probe(url)
+
+    [redirect] = report.errors
+    assert (redirect.error_code, redirect.cause) == (300, Cause.RESPONSE)
+    assert redirect.server_port == redirecting.port
+    assert f"{target.ip}:{target.port}" in redirect.error_text
+    relays = [c for c in report.candidates if c.type is CandidateType.RELAY]
+    assert len(relays) == 1 and relays[0].url == url
+    assert report.results[0].ok

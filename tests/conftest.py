@@ -15,6 +15,7 @@ import pytest
 
 from tests.lab.dns import NxdomainResolver
 from tests.lab.netns import DNS_ADDRESS, LabNetwork, LabUnavailable, enter_lab_network
+from tests.lab.responder import Script, ScriptedResponder
 from tests.lab.servers import Coturn, SilentServer, start_coturn
 
 _lab: LabNetwork | None = None
@@ -63,3 +64,18 @@ def silent_server(lab: LabNetwork) -> Iterator[SilentServer]:
     server = SilentServer(lab.ipv4)
     yield server
     server.close()
+
+
+@pytest.fixture
+def responder(lab: LabNetwork) -> Iterator[Callable[[Script], ScriptedResponder]]:
+    """Start scripted responders for one test; all are closed after it."""
+    started: list[ScriptedResponder] = []
+
+    def start(script: Script) -> ScriptedResponder:
+        server = ScriptedResponder(lab.ipv4, script)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.close()

@@ -1,0 +1,78 @@
+"""Codes coturn cannot produce, from a scripted responder of our own."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import Callable
+
+import pytest
+from aioice import stun
+
+from iceprobe.gather import GatherOptions, gather
+from iceprobe.model import CandidateType, Cause, Credentials, GatherReport
+from iceprobe.urls import parse_server_url
+from tests.lab.netns import LabNetwork
+from tests.lab.responder import Script, ScriptedResponder, error_response, success_response
+
+pytestmark = pytest.mark.lab
+
+StartResponder = Callable[[Script], ScriptedResponder]
+CREDENTIALS = Credentials("alice", "responder-pw")
+
+
+def probe(url: str) -> GatherReport:
+    return asyncio.run(gather([parse_server_url(url)],
+                              GatherOptions(timeout=2, credentials=CREDENTIALS)))
+
+
+@pytest.mark.parametrize("code, reason", [
+    (400, "Bad Request"), (420, "Unknown Attribute"), (500, "Server Error"),
+    (430, "Stale Credentials"), (431, "Integrity Check Failure"), (432, "Missing Username"),
+    (433, "Use TLS"), (487, "Role Conflict"), (600, "Global Failure"),
+    (499, "Something New"), (699, "Odd"),
+])
+def test_stun_error_code_is_recorded_with_its_reason(
+        lab: LabNetwork, responder: StartResponder, code: int, reason: str) -> None:
+    server = responder(lambda request, peer: error_response(request, code, reason + "\0\0"))
+    [event] = probe(f"stun:{server.ip}:{server.port}").errors
+    assert (event.error_code, event.error_text, event.cause) == (code, reason, Cause.RESPONSE)
+
+
+def test_reason_phrase_that_is_not_utf8_still_gives_the_code(
+        lab: LabNetwork, responder: StartResponder) -> None:
+    def script(request: stun.Message, peer: tuple[str, int]) -> bytes:
+        value = struct.pack("!HBB", 0, 4, 20) + b"Bad \xff\xfe"
+        attribute = struct.pack("!HH", 0x0009, len(value)) + value + b"\0\0"
+        return struct.pack("!HHI12s", 0x0111, len(attribute), stun.COOKIE,
+                           request.transaction_id) + attribute
+
+    server = responder(script)
+    [event] = probe(f"stun:{server.ip}:{server.port}").errors
+    assert (event.error_code, event.cause) == (420, Cause.RESPONSE)
+    assert event.error_text.startswith("Bad ")
+
+
+def test_stale_nonce_retried_with_new_nonce_is_recorded_and_succeeds(
+        lab: LabNetwork, responder: StartResponder) -> None:
+    def script(request: stun.Message, peer: tuple[str, int]) -> bytes:
+        nonce = request.attributes.get("NONCE")
+        if request.message_method == stun.Method.REFRESH:
+            return success_response(request, LIFETIME=0)
+        if nonce is None:
+            return error_response(request, 401, "Unauthorized", REALM="lab", NONCE=b"first")
+        if nonce == b"first":
+            return error_response(request, 438, "Stale Nonce", REALM="lab", NONCE=b"second")
+        return success_response(request, XOR_RELAYED_ADDRESS=(lab.ipv4, 50123),
+                                XOR_MAPPED_ADDRESS=peer, LIFETIME=600)
+
+    server = responder(script)
+    report = probe(f"turn:{server.ip}:{server.port}")
+    [event] = report.errors
+    assert (event.error_code, event.error_text) == (438, "Stale Nonce")
+    [relay] = [c for c in report.candidates if c.type is CandidateType.RELAY]
+    assert (relay.address, relay.port) == (lab.ipv4, 50123)
+    assert report.results[0].ok
+    methods = [r.message_method for r in server.requests]
+    assert methods == [stun.Method.ALLOCATE] * 3 + [stun.Method.REFRESH]
+    assert server.requests[-1].attributes["NONCE"] == b"second"

@@ -151,6 +151,8 @@ class ProbeResult:
     candidates: tuple[Candidate, ...]
     errors: tuple[ErrorEvent, ...]
     duration_ms: float
+    #: The addresses the server's name resolved to (the literal itself for an IP).
+    addresses: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:

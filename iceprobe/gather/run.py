@@ -123,7 +123,7 @@ async def _probe_server(run: _Run, spec: ServerSpec) -> ProbeResult:
         return _result(spec, start, [], [_event(run, spec, failure)])
     if not addresses:
         failure = ProbeFailure(Cause.DNS, f"DNS lookup for {spec.host} returned no addresses")
-        return _result(spec, start, [], [_event(run, spec, failure)])
+        return _result(spec, start, [], [_event(run, spec, failure)], addresses)
 
     pairs = [(local, server) for server in addresses for local in run.local_ips
              if (":" in local) == (":" in server)]
@@ -131,19 +131,20 @@ async def _probe_server(run: _Run, spec: ServerSpec) -> ProbeResult:
         families = " or ".join(sorted({"IPv6" if ":" in a else "IPv4" for a in addresses}))
         failure = ProbeFailure(Cause.SOCKET,
                                f"this machine has no {families} address to reach {spec.host} from")
-        return _result(spec, start, [], [_event(run, spec, failure)])
+        return _result(spec, start, [], [_event(run, spec, failure)], addresses)
 
     outcomes = await asyncio.gather(*(
         _attempt(run, spec, local, (server, spec.port)) for local, server in pairs))
     candidates = [c for found, _ in outcomes for c in found]
     errors = [e for _, events in outcomes for e in events]
-    return _result(spec, start, candidates, errors)
+    return _result(spec, start, candidates, errors, addresses)
 
 
 def _result(spec: ServerSpec, start: float, candidates: list[Candidate],
-            errors: list[ErrorEvent]) -> ProbeResult:
+            errors: list[ErrorEvent], addresses: Sequence[str] = ()) -> ProbeResult:
     return ProbeResult(server=spec, candidates=tuple(candidates), errors=tuple(errors),
-                       duration_ms=round((time.monotonic() - start) * 1000, 1))
+                       duration_ms=round((time.monotonic() - start) * 1000, 1),
+                       addresses=tuple(addresses))
 
 
 def _event(run: _Run, spec: ServerSpec, failure: ProbeFailure, local_ip: str | None = None,

@@ -44,6 +44,7 @@ def _server(result: ProbeResult) -> dict[str, Any]:
         "host": spec.host,
         "port": spec.port,
         "transport": spec.transport.value,
+        "addresses": list(result.addresses),
         "status": "ok" if result.ok else "failed",
         "duration_ms": result.duration_ms,
     }

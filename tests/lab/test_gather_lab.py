@@ -85,6 +85,7 @@ def test_cli_healthy_exit_0_and_json_report(lab: LabNetwork, coturn: StartCoturn
     document = run.json()
     assert document["ok"] is True
     assert [s["status"] for s in document["servers"]] == ["ok", "ok"]
+    assert [s["addresses"] for s in document["servers"]] == [[lab.ipv4], [lab.ipv4]]
     assert {c["type"] for c in document["candidates"]} == {"host", "srflx", "relay"}
     assert document["errors"] == []
     assert LAB_PASSWORD not in run.stdout + run.stderr
@@ -194,6 +195,7 @@ def test_aaaa_reached_only_over_ipv4_is_a_harmless_701(lab: LabNetwork,
     url = f"stun:{DUAL_STACK_NAME}:{server.port}"
     report = probe(url)
 
+    assert report.results[0].addresses == (lab.ipv6, lab.ipv4)  # AAAA first, as browsers
     [event] = report.errors
     assert (event.error_code, event.cause) == (701, Cause.UNREACHABLE)
     assert (event.address, event.server_address) == (lab.ipv6, lab.ipv6)

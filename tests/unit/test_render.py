@@ -230,7 +230,8 @@ def test_table_shows_ipv6_urls_starting_with_a_digit() -> None:
 
 TOP_LEVEL_KEYS = {"schema_version", "tool", "started_at", "duration_ms", "ok", "require",
                   "servers", "candidates", "errors", "verdicts"}
-SERVER_KEYS = {"url", "scheme", "host", "port", "transport", "status", "duration_ms"}
+SERVER_KEYS = {"url", "scheme", "host", "port", "transport", "addresses", "status",
+               "duration_ms"}
 CANDIDATE_KEYS = {"type", "protocol", "address", "port", "related_address", "related_port",
                   "url", "foundation", "priority", "elapsed_ms"}
 ERROR_KEYS = {"url", "address", "port", "server_address", "server_port", "error_code",
@@ -261,7 +262,7 @@ def test_json_servers_have_their_fields() -> None:
     for server in servers:
         assert set(server) == SERVER_KEYS
     assert servers[0] == {"url": STUN_URL, "scheme": "stun", "host": "stun.example.com",
-                          "port": 3478, "transport": "udp", "status": "ok",
+                          "port": 3478, "transport": "udp", "addresses": [], "status": "ok",
                           "duration_ms": 5001.0}
     assert servers[1]["url"] == TURN_URL
     assert servers[1]["scheme"] == "turn"

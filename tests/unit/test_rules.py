@@ -19,7 +19,7 @@ from iceprobe.model import (
     Transport,
     Verdict,
 )
-from iceprobe.rules import Evidence, evaluate, passed
+from iceprobe.rules import Evidence, evaluate, gathering, passed
 
 LOCAL_V4 = "192.168.1.10"
 LOCAL_V6 = "2001:db8::10"
@@ -204,7 +204,7 @@ def test_unreachable_server_fails_under_require_each_with_a_hint_for_the_cause(
     assert verdict.urls == (STUN_B,)
     assert STUN_B in verdict.title
     assert f"701 {cause.value}" in verdict.title
-    assert verdict.hint == rules._UNREACHABLE_HINTS[cause]
+    assert verdict.hint == gathering._UNREACHABLE_HINTS[cause]
     assert "No srflx candidate" in verdict.detail
     assert not passed(verdicts)
 
@@ -224,8 +224,8 @@ def test_several_causes_are_all_named_once_in_order() -> None:
     verdict = one(verdicts, "server-unreachable")
     assert "701 timeout, unreachable" in verdict.title
     assert verdict.detail == "No srflx candidate: timed out; port unreachable."
-    assert verdict.hint.startswith(rules._UNREACHABLE_HINTS[Cause.TIMEOUT])
-    assert rules._UNREACHABLE_HINTS[Cause.UNREACHABLE] in verdict.hint
+    assert verdict.hint.startswith(gathering._UNREACHABLE_HINTS[Cause.TIMEOUT])
+    assert gathering._UNREACHABLE_HINTS[Cause.UNREACHABLE] in verdict.hint
 
 
 def test_harmless_701_from_ipv6_with_srflx_from_ipv4_is_info_and_says_harmless() -> None:

@@ -1,40 +1,18 @@
-"""The rule engine: pure functions from gathered results to verdicts.
-
-Nothing here touches the network, so the same rules judge candidates read from a browser dump
-as well as gathered ones. Each rule returns zero or more `Verdict`s with a stable id.
-"""
+"""Rules about what was gathered: which servers yielded their candidates, which were
+unreachable, and whether anything beyond host candidates came back."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
-from .model import (
-    Candidate,
+from ..model import (
     CandidateType,
     Cause,
     ErrorEvent,
-    ProbeResult,
-    Requirement,
     Severity,
     Verdict,
 )
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """What the rules look at: the host candidates and each server's result."""
-
-    host_candidates: tuple[Candidate, ...]
-    results: tuple[ProbeResult, ...]
-    require: Requirement = Requirement.EACH
-
-    @property
-    def gathered(self) -> tuple[Candidate, ...]:
-        return tuple(c for r in self.results for c in r.candidates)
-
-
-Rule = Callable[[Evidence], list[Verdict]]
+from .evidence import Evidence, failure_severity
 
 _UNREACHABLE_HINTS = {
     Cause.DNS: "Check the host name and this machine's DNS configuration.",
@@ -63,17 +41,6 @@ _RESPONSE_HINTS = {
     486: "This user holds too many allocations: release old ones or raise the user quota.",
     508: "The server has no relay ports left: widen its relay port range or add capacity.",
 }
-
-
-def evaluate(evidence: Evidence) -> list[Verdict]:
-    """Every verdict the rules reach, most important first."""
-    verdicts = [v for rule in RULES for v in rule(evidence)]
-    order = {Severity.FAIL: 0, Severity.WARN: 1, Severity.INFO: 2, Severity.OK: 3}
-    return sorted(verdicts, key=lambda v: order[v.severity])
-
-
-def passed(verdicts: Sequence[Verdict]) -> bool:
-    return not any(v.severity is Severity.FAIL for v in verdicts)
 
 
 def no_servers(evidence: Evidence) -> list[Verdict]:
@@ -117,14 +84,6 @@ def no_relay_candidates(evidence: Evidence) -> list[Verdict]:
         urls=tuple(r.server.url for r in turn))]
 
 
-def _failure_severity(evidence: Evidence, result: ProbeResult) -> Severity:
-    if evidence.require is Requirement.EACH:
-        return Severity.FAIL
-    peers_ok = any(r.ok for r in evidence.results
-                   if r.server.is_turn == result.server.is_turn and r is not result)
-    return Severity.WARN if peers_ok else Severity.FAIL
-
-
 def _addresses(events: Sequence[ErrorEvent]) -> str:
     seen = sorted({e.address for e in events if e.address})
     return ", ".join(seen) if seen else "this machine"
@@ -160,7 +119,7 @@ def server_unreachable(evidence: Evidence) -> list[Verdict]:
                 urls=(url,)))
             continue
         verdicts.append(Verdict(
-            id="server-unreachable", severity=_failure_severity(evidence, result),
+            id="server-unreachable", severity=failure_severity(evidence, result),
             title=f"{url} unreachable (701 {', '.join(c.value for c in causes)})",
             detail=f"No {wanted} candidate: {texts}.", hint=hint, urls=(url,)))
     return verdicts
@@ -178,7 +137,7 @@ def server_error(evidence: Evidence) -> list[Verdict]:
             for e in events))
         hint = " ".join(dict.fromkeys(
             _RESPONSE_HINTS.get(e.error_code, _class_hint(e)) for e in events))
-        severity = Severity.WARN if result.ok else _failure_severity(evidence, result)
+        severity = Severity.WARN if result.ok else failure_severity(evidence, result)
         verdicts.append(Verdict(
             id="server-error", severity=severity,
             title=f"{url} answered with an error ({'; '.join(codes)})",
@@ -206,7 +165,7 @@ def _class_hint(event: ErrorEvent) -> str:
 def server_without_candidate(evidence: Evidence) -> list[Verdict]:
     """A server that yielded nothing and left no error event either."""
     return [Verdict(
-        id="server-no-candidate", severity=_failure_severity(evidence, r),
+        id="server-no-candidate", severity=failure_severity(evidence, r),
         title=f"{r.server.url} gave no {r.server.expected_candidate.value} candidate",
         detail="The server yielded no candidate and no error event.",
         hint="Run with --verbose to see the transactions.", urls=(r.server.url,))
@@ -221,15 +180,3 @@ def all_candidates_gathered(evidence: Evidence) -> list[Verdict]:
         id="all-candidates-gathered", severity=Severity.OK, title="All candidates gathered",
         detail=f"Every server yielded its candidate ({', '.join(kinds)}).", hint="",
         urls=tuple(r.server.url for r in evidence.results))]
-
-
-RULES: tuple[Rule, ...] = (
-    no_servers,
-    no_host_candidates,
-    only_host_candidates,
-    no_relay_candidates,
-    server_unreachable,
-    server_error,
-    server_without_candidate,
-    all_candidates_gathered,
-)

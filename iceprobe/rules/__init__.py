@@ -1,0 +1,59 @@
+"""The rule engine: pure functions from gathered results to verdicts.
+
+Nothing here touches the network, so the same rules judge candidates read from a browser dump
+as well as gathered ones. Each rule returns zero or more `Verdict`s with a stable id.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Collection, Sequence
+
+from ..model import Severity, Verdict
+from .evidence import DEFAULT_SLOW_MS, Evidence, Rule
+from .gathering import (
+    all_candidates_gathered,
+    no_host_candidates,
+    no_relay_candidates,
+    no_servers,
+    only_host_candidates,
+    server_error,
+    server_unreachable,
+    server_without_candidate,
+)
+
+RULES: tuple[Rule, ...] = (
+    no_servers,
+    no_host_candidates,
+    only_host_candidates,
+    no_relay_candidates,
+    server_unreachable,
+    server_error,
+    server_without_candidate,
+    all_candidates_gathered,
+)
+
+_ORDER = {Severity.FAIL: 0, Severity.WARN: 1, Severity.INFO: 2, Severity.OK: 3}
+
+
+def evaluate(evidence: Evidence, ignore: Collection[str] = ()) -> list[Verdict]:
+    """Every verdict the rules reach, most important first. Verdicts whose id is in `ignore`
+    are kept but lowered to `info`, for CI users who accept a known condition."""
+    verdicts = [v for rule in RULES for v in rule(evidence)]
+    verdicts = [_ignored(v) if v.id in ignore and v.severity in (Severity.WARN, Severity.FAIL)
+                else v for v in verdicts]
+    return sorted(verdicts, key=lambda v: _ORDER[v.severity])
+
+
+def _ignored(verdict: Verdict) -> Verdict:
+    return dataclasses.replace(
+        verdict, severity=Severity.INFO,
+        detail=f"{verdict.detail} (ignored with --ignore {verdict.id}: was "
+               f"{verdict.severity.value})")
+
+
+def passed(verdicts: Sequence[Verdict]) -> bool:
+    return not any(v.severity is Severity.FAIL for v in verdicts)
+
+
+__all__ = ["DEFAULT_SLOW_MS", "RULES", "Evidence", "Rule", "evaluate", "passed"]

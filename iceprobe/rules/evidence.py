@@ -1,0 +1,40 @@
+"""What the rules judge, and what they share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..model import Candidate, ProbeResult, Requirement, Severity, Verdict
+
+#: A server whose first candidate arrives later than this is slow (milliseconds).
+DEFAULT_SLOW_MS = 500.0
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the rules look at: the host candidates and each server's result, plus how the
+    run was configured. `turn_credentials` is None when unknown (a browser dump may not say)."""
+
+    host_candidates: tuple[Candidate, ...]
+    results: tuple[ProbeResult, ...]
+    require: Requirement = Requirement.EACH
+    turn_credentials: bool | None = None
+    slow_ms: float = DEFAULT_SLOW_MS
+
+    @property
+    def gathered(self) -> tuple[Candidate, ...]:
+        return tuple(c for r in self.results for c in r.candidates)
+
+
+Rule = Callable[[Evidence], list[Verdict]]
+
+
+def failure_severity(evidence: Evidence, result: ProbeResult) -> Severity:
+    """How bad it is that `result`'s server yielded nothing: always `fail` under
+    `--require each`; under `any`, `warn` while another server of its kind works."""
+    if evidence.require is Requirement.EACH:
+        return Severity.FAIL
+    peers_ok = any(r.ok for r in evidence.results
+                   if r.server.is_turn == result.server.is_turn and r is not result)
+    return Severity.WARN if peers_ok else Severity.FAIL

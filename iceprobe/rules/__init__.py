@@ -21,8 +21,16 @@ from .gathering import (
     server_unreachable,
     server_without_candidate,
 )
+from .network import (
+    no_nat,
+    relay_address_private,
+    slow_server,
+    turn_credentials_missing,
+    udp_blocked,
+)
 
 RULES: tuple[Rule, ...] = (
+    turn_credentials_missing,
     no_servers,
     no_host_candidates,
     only_host_candidates,
@@ -30,6 +38,10 @@ RULES: tuple[Rule, ...] = (
     server_unreachable,
     server_error,
     server_without_candidate,
+    relay_address_private,
+    udp_blocked,
+    slow_server,
+    no_nat,
     all_candidates_gathered,
 )
 

@@ -1,0 +1,120 @@
+"""Rules about the network the candidates reveal: NAT, relay addresses, blocked UDP, speed."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from ..model import CandidateType, Cause, Severity, Transport, Verdict
+from .evidence import Evidence
+
+_CGNAT = ipaddress.ip_network("100.64.0.0/10")
+
+
+def turn_credentials_missing(evidence: Evidence) -> list[Verdict]:
+    """Said before any probe: a TURN server cannot be tested without credentials."""
+    turn = [r.server.url for r in evidence.results if r.server.is_turn]
+    if not turn or evidence.turn_credentials is not False:
+        return []
+    return [Verdict(
+        id="turn-credentials-missing", severity=Severity.FAIL,
+        title="TURN credentials missing",
+        detail="A TURN server was configured without a username or credential, so no "
+               "allocation can succeed.",
+        hint="Give -u/--username and -p/--credential (or ICEPROBE_USERNAME and "
+             "ICEPROBE_CREDENTIAL); in a web app, set username and credential on the "
+             "iceServers entry.", urls=tuple(turn))]
+
+
+def no_nat(evidence: Evidence) -> list[Verdict]:
+    urls = sorted({c.url for c in evidence.gathered if c.type is CandidateType.SRFLX
+                   and c.url and c.address == c.related_address})
+    if not urls:
+        return []
+    return [Verdict(
+        id="no-nat", severity=Severity.INFO, title="No NAT between here and the server",
+        detail="The server-reflexive address equals the host address: this machine is not "
+               "behind a NAT (or the server is on the same network).",
+        hint="Nothing to fix; the srflx candidate adds nothing over the host candidate here.",
+        urls=tuple(urls))]
+
+
+def slow_server(evidence: Evidence) -> list[Verdict]:
+    verdicts = []
+    for result in evidence.results:
+        wanted = [c.elapsed_ms for c in result.candidates
+                  if c.type is result.server.expected_candidate]
+        if wanted and min(wanted) > evidence.slow_ms:
+            verdicts.append(Verdict(
+                id="slow-server", severity=Severity.WARN,
+                title=f"{result.server.url} is slow",
+                detail=f"Its first {result.server.expected_candidate.value} candidate came "
+                       f"{min(wanted):.0f} ms after the start (threshold "
+                       f"{evidence.slow_ms:.0f} ms).",
+                hint="Check the round-trip time to the server and its load; a far or "
+                     "overloaded server delays every call set-up.",
+                urls=(result.server.url,)))
+    return verdicts
+
+
+def _non_public(address: str) -> str | None:
+    ip = ipaddress.ip_address(address)
+    if ip.is_loopback:
+        return "loopback"
+    if ip.is_link_local:
+        return "link-local"
+    if ip.version == 4 and ip in _CGNAT:
+        return "carrier-grade NAT (100.64.0.0/10)"
+    if ip.version == 6 and ip in ipaddress.ip_network("fc00::/7"):
+        return "unique local (fc00::/7)"
+    if ip.is_private:
+        return "private"
+    return None
+
+
+def relay_address_private(evidence: Evidence) -> list[Verdict]:
+    verdicts = []
+    for result in evidence.results:
+        public = [a for a in result.addresses if ipaddress.ip_address(a).is_global]
+        if not public:
+            continue
+        for relay in (c for c in result.candidates if c.type is CandidateType.RELAY):
+            kind = _non_public(relay.address)
+            if kind is None:
+                continue
+            verdicts.append(Verdict(
+                id="relay-address-private", severity=Severity.FAIL,
+                title=f"{result.server.url} hands out a {kind} relay address",
+                detail=f"The relay candidate {relay.address}:{relay.port} is {kind}, but the "
+                       f"server was reached at the public address {public[0]}: peers on "
+                       "the Internet cannot send to the relay.",
+                hint="Set the server's public address (coturn: external-ip=PUBLIC/PRIVATE), "
+                     "as cloud TURN servers behind 1:1 NAT need.",
+                urls=(result.server.url,)))
+    return verdicts
+
+
+def udp_blocked(evidence: Evidence) -> list[Verdict]:
+    by_host: dict[str, list[bool]] = {}
+    udp_urls: dict[str, list[str]] = {}
+    stream_ok: dict[str, bool] = {}
+    for result in evidence.results:
+        host = result.server.host
+        if result.server.transport is Transport.UDP:
+            timed_out = (not result.ok and bool(result.errors)
+                         and all(e.cause is Cause.TIMEOUT for e in result.errors))
+            by_host.setdefault(host, []).append(timed_out)
+            udp_urls.setdefault(host, []).append(result.server.url)
+        elif result.ok:
+            stream_ok[host] = True
+    verdicts = []
+    for host, timeouts in by_host.items():
+        if all(timeouts) and stream_ok.get(host):
+            verdicts.append(Verdict(
+                id="udp-blocked", severity=Severity.WARN,
+                title=f"UDP to {host} is blocked, TCP/TLS works",
+                detail="Every UDP probe timed out while TURN over TCP or TLS to the same "
+                       "deployment worked: calls will connect, relayed over TCP, at lower "
+                       "quality.",
+                hint="Open UDP 3478 and the relay port range towards the server if you can.",
+                urls=tuple(udp_urls[host])))
+    return verdicts

@@ -11,6 +11,7 @@ import logging
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import NoReturn
 
 import click
@@ -70,6 +71,17 @@ def cli() -> None:
     """
 
 
+def _verdict_ids(ctx: click.Context, param: click.Parameter,
+                 values: Sequence[str]) -> tuple[str, ...]:
+    from .rules import VERDICT_IDS
+
+    for value in values:
+        if value not in VERDICT_IDS:
+            raise click.BadParameter(f"unknown verdict id {value!r} (known: "
+                                     f"{', '.join(sorted(VERDICT_IDS))})", ctx=ctx, param=param)
+    return tuple(values)
+
+
 @cli.command()
 @click.option("--stun", "stun_servers", multiple=True, metavar="URL",
               callback=_server_urls("STUN", (Scheme.STUN, Scheme.STUNS)),
@@ -88,13 +100,19 @@ def cli() -> None:
               default=Requirement.EACH.value, show_default=True,
               help="each: every server must yield its candidate; any: one working STUN and "
                    "one working TURN server are enough.")
+@click.option("--ignore", multiple=True, metavar="VERDICT_ID", callback=_verdict_ids,
+              help="Lower this verdict to info (still shown); repeatable.")
+@click.option("--slow-ms", type=click.FloatRange(min=0, min_open=True), default=500.0,
+              show_default=True, metavar="MS",
+              help="A server whose first candidate takes longer is slow-server.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document to stdout.")
 @click.option("-v", "--verbose", is_flag=True,
               help="Trace every transaction to stderr; show tracebacks.")
 @click.pass_context
 def gather(ctx: click.Context, stun_servers: tuple[ServerSpec, ...],
            turn_servers: tuple[ServerSpec, ...], username: str | None, credential: str | None,
-           timeout: float, require: str, as_json: bool, verbose: bool) -> int:
+           timeout: float, require: str, ignore: tuple[str, ...], slow_ms: float,
+           as_json: bool, verbose: bool) -> int:
     """Gather candidates from STUN/TURN servers and explain every failure.
 
     \b
@@ -104,7 +122,8 @@ def gather(ctx: click.Context, stun_servers: tuple[ServerSpec, ...],
     specs = stun_servers + turn_servers
     credentials = _credentials(ctx, specs, username, credential)
     try:
-        return _gather(specs, credentials, timeout, Requirement(require), as_json, verbose)
+        settings = _Settings(timeout, Requirement(require), ignore, slow_ms, as_json, verbose)
+        return _gather(specs, credentials, settings)
     except (KeyboardInterrupt, click.Abort):
         raise
     except Exception as exc:
@@ -128,8 +147,18 @@ def _credentials(ctx: click.Context, specs: Sequence[ServerSpec], username: str 
     return Credentials(username, credential)
 
 
-def _gather(specs: tuple[ServerSpec, ...], credentials: Credentials | None, timeout: float,
-            require: Requirement, as_json: bool, verbose: bool) -> int:
+@dataclass(frozen=True)
+class _Settings:
+    timeout: float
+    require: Requirement
+    ignore: tuple[str, ...]
+    slow_ms: float
+    as_json: bool
+    verbose: bool
+
+
+def _gather(specs: tuple[ServerSpec, ...], credentials: Credentials | None,
+            settings: _Settings) -> int:
     import asyncio
 
     from rich.console import Console
@@ -138,19 +167,20 @@ def _gather(specs: tuple[ServerSpec, ...], credentials: Credentials | None, time
     from .render import RENDERERS, OutputFormat, Report
     from .rules import Evidence, evaluate
 
-    if verbose:
+    if settings.verbose:
         _enable_trace()
     err = Console(stderr=True)
-    options = GatherOptions(timeout=timeout, credentials=credentials)
-    if err.is_terminal and not verbose:
+    options = GatherOptions(timeout=settings.timeout, credentials=credentials)
+    if err.is_terminal and not settings.verbose:
         with err.status(f"Probing {len(specs)} server(s)…", spinner="dots"):
             gathered = asyncio.run(gather(specs, options))
     else:
         gathered = asyncio.run(gather(specs, options))
 
-    evidence = Evidence(gathered.host_candidates, gathered.results, require)
-    report = Report(gathered, tuple(evaluate(evidence)), require)
-    out_format = OutputFormat.JSON if as_json else OutputFormat.TABLE
+    evidence = Evidence(gathered.host_candidates, gathered.results, settings.require,
+                        turn_credentials=credentials is not None, slow_ms=settings.slow_ms)
+    report = Report(gathered, tuple(evaluate(evidence, settings.ignore)), settings.require)
+    out_format = OutputFormat.JSON if settings.as_json else OutputFormat.TABLE
     RENDERERS[out_format](report, Console())
     return ExitCode.OK if report.ok else ExitCode.FAIL
 

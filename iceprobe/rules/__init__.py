@@ -45,6 +45,14 @@ RULES: tuple[Rule, ...] = (
     all_candidates_gathered,
 )
 
+#: Every verdict id the rules can produce; `--ignore` accepts only these.
+VERDICT_IDS: tuple[str, ...] = (
+    "all-candidates-gathered", "only-host-candidates", "no-relay-candidates",
+    "server-unreachable", "server-error", "server-no-candidate", "no-host-candidates",
+    "no-servers", "turn-credentials-missing", "no-nat", "slow-server",
+    "relay-address-private", "udp-blocked",
+)
+
 _ORDER = {Severity.FAIL: 0, Severity.WARN: 1, Severity.INFO: 2, Severity.OK: 3}
 
 
@@ -68,4 +76,4 @@ def passed(verdicts: Sequence[Verdict]) -> bool:
     return not any(v.severity is Severity.FAIL for v in verdicts)
 
 
-__all__ = ["DEFAULT_SLOW_MS", "RULES", "Evidence", "Rule", "evaluate", "passed"]
+__all__ = ["DEFAULT_SLOW_MS", "RULES", "VERDICT_IDS", "Evidence", "Rule", "evaluate", "passed"]

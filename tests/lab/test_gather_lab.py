@@ -273,3 +273,12 @@ def test_ctrl_c_exits_130_without_traceback(lab: LabNetwork,
     assert process.returncode == 130
     assert err.strip() == "iceprobe: interrupted"
     assert out == ""
+
+
+def test_ignore_turns_a_failure_into_info_and_exit_0(lab: LabNetwork) -> None:
+    dead = f"stun:{lab.ipv4}:{free_port()}"
+    run = run_cli("gather", "--stun", dead, "--json", "--ignore", "server-unreachable",
+                  "--ignore", "only-host-candidates")
+    assert run.code == 0, run.stdout
+    ignored = {v["id"]: v["severity"] for v in run.json()["verdicts"]}
+    assert ignored == {"server-unreachable": "info", "only-host-candidates": "info"}

@@ -41,6 +41,8 @@ def test_version_prints_the_version() -> None:
     (["--stun", "stun:host", "--timeout", "-1"], "--timeout"),
     (["--stun", "stun:host", "--require", "all"], "'all'"),
     (["--bogus"], "--bogus"),
+    (["--stun", "stun:host", "--ignore", "no-such-verdict"], "'no-such-verdict'"),
+    (["--stun", "stun:host", "--slow-ms", "0"], "--slow-ms"),
 ])
 def test_bad_input_is_one_line_naming_it_and_exit_2(args: list[str], names: str) -> None:
     done = run("gather", *args)

@@ -112,3 +112,15 @@ def test_ignore_lowers_a_failing_verdict_to_info_and_keeps_it() -> None:
     ignored = {v.id: v for v in after}
     assert ignored["server-unreachable"].severity is Severity.INFO
     assert "--ignore server-unreachable" in ignored["server-unreachable"].detail
+
+
+def test_verdict_ids_list_every_id_the_rules_can_produce() -> None:
+    import re
+    from pathlib import Path
+
+    from iceprobe import rules
+
+    source = "".join(p.read_text() for p in Path(rules.__file__).parent.glob("*.py"))
+    produced = set(re.findall(r'\bid="([a-z0-9-]+)"', source))
+    produced |= set(re.findall(r'verdict="([a-z0-9-]+)"', source))
+    assert produced <= set(rules.VERDICT_IDS)

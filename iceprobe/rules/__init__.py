@@ -17,7 +17,6 @@ from .gathering import (
     no_relay_candidates,
     no_servers,
     only_host_candidates,
-    server_error,
     server_unreachable,
     server_without_candidate,
 )
@@ -28,6 +27,7 @@ from .network import (
     turn_credentials_missing,
     udp_blocked,
 )
+from .responses import server_responses
 
 RULES: tuple[Rule, ...] = (
     turn_credentials_missing,
@@ -36,7 +36,7 @@ RULES: tuple[Rule, ...] = (
     only_host_candidates,
     no_relay_candidates,
     server_unreachable,
-    server_error,
+    server_responses,
     server_without_candidate,
     relay_address_private,
     udp_blocked,
@@ -50,7 +50,10 @@ VERDICT_IDS: tuple[str, ...] = (
     "all-candidates-gathered", "only-host-candidates", "no-relay-candidates",
     "server-unreachable", "server-error", "server-no-candidate", "no-host-candidates",
     "no-servers", "turn-credentials-missing", "no-nat", "slow-server",
-    "relay-address-private", "udp-blocked",
+    "relay-address-private", "udp-blocked", "turn-credentials-rejected",
+    "allocation-quota-reached", "server-at-capacity", "forbidden", "transport-not-supported",
+    "allocation-mismatch", "alternate-server", "stale-nonce", "server-incompatible",
+    "server-internal-error",
 )
 
 _ORDER = {Severity.FAIL: 0, Severity.WARN: 1, Severity.INFO: 2, Severity.OK: 3}

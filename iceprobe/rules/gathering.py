@@ -29,18 +29,6 @@ _UNREACHABLE_HINTS = {
                    "on port 443.",
 }
 
-_RESPONSE_HINTS = {
-    401: "Check the username and credential (-u/-p) against the server's user database "
-         "and realm.",
-    403: "The server forbids this request: check its access rules for this user and address.",
-    437: "The server still holds an allocation for this address and port; wait for it to "
-         "expire or use another port.",
-    438: "The nonce went stale twice in a row: check the server's clock and nonce lifetime.",
-    441: "The credentials do not match the ones of the existing allocation.",
-    442: "The server does not relay over UDP: enable UDP relaying on it.",
-    486: "This user holds too many allocations: release old ones or raise the user quota.",
-    508: "The server has no relay ports left: widen its relay port range or add capacity.",
-}
 
 
 def no_servers(evidence: Evidence) -> list[Verdict]:
@@ -123,43 +111,6 @@ def server_unreachable(evidence: Evidence) -> list[Verdict]:
             title=f"{url} unreachable (701 {', '.join(c.value for c in causes)})",
             detail=f"No {wanted} candidate: {texts}.", hint=hint, urls=(url,)))
     return verdicts
-
-
-def server_error(evidence: Evidence) -> list[Verdict]:
-    verdicts = []
-    for result in evidence.results:
-        events = [e for e in result.errors if not e.is_unreachable]
-        if not events:
-            continue
-        url = result.server.url
-        codes = list(dict.fromkeys(
-            f"{e.error_code} {e.error_text}" if e.cause is Cause.RESPONSE else e.cause.value
-            for e in events))
-        hint = " ".join(dict.fromkeys(
-            _RESPONSE_HINTS.get(e.error_code, _class_hint(e)) for e in events))
-        severity = Severity.WARN if result.ok else failure_severity(evidence, result)
-        verdicts.append(Verdict(
-            id="server-error", severity=severity,
-            title=f"{url} answered with an error ({'; '.join(codes)})",
-            detail=("; ".join(dict.fromkeys(e.error_text for e in events))
-                    + f" (from {_addresses(events)})"),
-            hint=hint, urls=(url,)))
-    return verdicts
-
-
-def _class_hint(event: ErrorEvent) -> str:
-    if event.cause is Cause.MALFORMED:
-        return "The server's reply is not valid STUN: check what really listens on that port."
-    if event.cause is Cause.INTERNAL:
-        return "This is a bug in iceprobe: please report it with the output of --verbose."
-    code = event.error_code
-    if 300 <= code < 400:
-        return "The server redirects clients elsewhere."
-    if 400 <= code < 500:
-        return "The server rejected the request."
-    if 500 <= code < 600:
-        return "The server has a problem of its own: check its logs."
-    return "See the server's documentation for this code."
 
 
 def server_without_candidate(evidence: Evidence) -> list[Verdict]:

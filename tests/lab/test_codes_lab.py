@@ -10,7 +10,8 @@ import pytest
 
 from iceprobe.gather import GatherOptions, gather, probes
 from iceprobe.gather.channel import ProbeFailure, UdpChannel, open_udp
-from iceprobe.model import CandidateType, Cause, Credentials, GatherReport
+from iceprobe.model import CandidateType, Cause, Credentials, GatherReport, Severity
+from iceprobe.rules import Evidence, evaluate
 from iceprobe.urls import parse_server_url
 from tests.lab.netns import LabNetwork
 from tests.lab.servers import LAB_PASSWORD, LAB_USER, Coturn
@@ -19,6 +20,11 @@ pytestmark = pytest.mark.lab
 
 GOOD = Credentials(LAB_USER, LAB_PASSWORD)
 StartCoturn = Callable[..., Coturn]
+
+
+def verdict_severities(report: GatherReport) -> dict[str, Severity]:
+    evidence = Evidence(report.host_candidates, report.results, turn_credentials=True)
+    return {v.id: v.severity for v in evaluate(evidence)}
 
 
 def probe(*urls: str) -> GatherReport:
@@ -54,6 +60,7 @@ def test_user_quota_reached_is_486(lab: LabNetwork, coturn: StartCoturn) -> None
     [event] = report.errors
     assert (event.error_code, event.cause) == (486, Cause.RESPONSE)
     assert "Quota" in event.error_text
+    assert verdict_severities(report)["allocation-quota-reached"] is Severity.FAIL
 
 
 def test_relay_ports_exhausted_is_508(lab: LabNetwork, coturn: StartCoturn) -> None:
@@ -61,12 +68,15 @@ def test_relay_ports_exhausted_is_508(lab: LabNetwork, coturn: StartCoturn) -> N
     report = probe_while_holding(server, 2)
     [event] = report.errors
     assert (event.error_code, event.cause) == (508, Cause.RESPONSE)
+    assert verdict_severities(report)["server-at-capacity"] is Severity.FAIL
 
 
 def test_no_udp_relay_is_442(lab: LabNetwork, coturn: StartCoturn) -> None:
     server = coturn("--no-udp-relay")
-    [event] = probe(server.url("turn")).errors
+    report = probe(server.url("turn"))
+    [event] = report.errors
     assert (event.error_code, event.cause) == (442, Cause.RESPONSE)
+    assert verdict_severities(report)["transport-not-supported"] is Severity.FAIL
 
 
 def test_second_allocate_on_one_5_tuple_is_437_even_without_integrity(
@@ -103,3 +113,4 @@ def test_try_alternate_is_followed_once_and_both_are_reported(
     relays = [c for c in report.candidates if c.type is CandidateType.RELAY]
     assert len(relays) == 1 and relays[0].url == url
     assert report.results[0].ok
+    assert verdict_severities(report)["alternate-server"] is Severity.INFO

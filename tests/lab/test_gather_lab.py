@@ -105,8 +105,8 @@ def test_wrong_password_is_401_unauthorized_with_no_relay(lab: LabNetwork,
         lab.ipv4, lab.ipv4, server.port)
     assert event.port is not None
     verdicts = {v.id: v for v in evaluate(Evidence(report.host_candidates, report.results))}
-    assert verdicts["server-error"].severity is Severity.FAIL
-    assert "credential" in verdicts["server-error"].hint
+    assert verdicts["turn-credentials-rejected"].severity is Severity.FAIL
+    assert "credential" in verdicts["turn-credentials-rejected"].hint
     assert verdicts["no-relay-candidates"].severity is Severity.FAIL
 
 

@@ -10,7 +10,8 @@ import pytest
 from aioice import stun
 
 from iceprobe.gather import GatherOptions, gather
-from iceprobe.model import CandidateType, Cause, Credentials, GatherReport
+from iceprobe.model import CandidateType, Cause, Credentials, GatherReport, Severity
+from iceprobe.rules import Evidence, evaluate
 from iceprobe.urls import parse_server_url
 from tests.lab.netns import LabNetwork
 from tests.lab.responder import Script, ScriptedResponder, error_response, success_response
@@ -26,17 +27,28 @@ def probe(url: str) -> GatherReport:
                               GatherOptions(timeout=2, credentials=CREDENTIALS)))
 
 
-@pytest.mark.parametrize("code, reason", [
-    (400, "Bad Request"), (420, "Unknown Attribute"), (500, "Server Error"),
-    (430, "Stale Credentials"), (431, "Integrity Check Failure"), (432, "Missing Username"),
-    (433, "Use TLS"), (487, "Role Conflict"), (600, "Global Failure"),
-    (499, "Something New"), (699, "Odd"),
+def verdicts(report: GatherReport) -> dict[str, Severity]:
+    evidence = Evidence(report.host_candidates, report.results, turn_credentials=True)
+    return {v.id: v.severity for v in evaluate(evidence)}
+
+
+@pytest.mark.parametrize("code, reason, verdict", [
+    (400, "Bad Request", "server-incompatible"), (420, "Unknown Attribute", "server-incompatible"),
+    (500, "Server Error", "server-internal-error"), (430, "Stale Credentials", "server-error"),
+    (431, "Integrity Check Failure", "turn-credentials-rejected"),
+    (432, "Missing Username", "turn-credentials-missing"), (433, "Use TLS", "server-error"),
+    (403, "Forbidden", "forbidden"), (487, "Role Conflict", "server-error"),
+    (600, "Global Failure", "server-error"), (499, "Something New", "server-error"),
+    (699, "Odd", "server-error"),
 ])
-def test_stun_error_code_is_recorded_with_its_reason(
-        lab: LabNetwork, responder: StartResponder, code: int, reason: str) -> None:
+def test_stun_error_code_is_recorded_with_its_reason_and_verdict(
+        lab: LabNetwork, responder: StartResponder, code: int, reason: str,
+        verdict: str) -> None:
     server = responder(lambda request, peer: error_response(request, code, reason + "\0\0"))
-    [event] = probe(f"stun:{server.ip}:{server.port}").errors
+    report = probe(f"stun:{server.ip}:{server.port}")
+    [event] = report.errors
     assert (event.error_code, event.error_text, event.cause) == (code, reason, Cause.RESPONSE)
+    assert verdicts(report)[verdict] is Severity.FAIL
 
 
 def test_reason_phrase_that_is_not_utf8_still_gives_the_code(
@@ -76,3 +88,6 @@ def test_stale_nonce_retried_with_new_nonce_is_recorded_and_succeeds(
     methods = [r.message_method for r in server.requests]
     assert methods == [stun.Method.ALLOCATE] * 3 + [stun.Method.REFRESH]
     assert server.requests[-1].attributes["NONCE"] == b"second"
+    found = verdicts(report)
+    assert found["stale-nonce"] is Severity.INFO
+    assert "turn-credentials-rejected" not in found

@@ -312,49 +312,60 @@ def test_silent_server_under_any_warns_when_a_peer_works() -> None:
 
 # --- error responses ------------------------------------------------------------------------
 
-def test_wrong_password_gives_server_error_fail_and_no_relay() -> None:
+def test_wrong_password_gives_turn_credentials_rejected_fail_and_no_relay() -> None:
     verdicts = evaluate(evidence(result(turn(TURN_A), errors=(response(TURN_A, 401),))))
-    error = one(verdicts, "server-error")
+    error = one(verdicts, "turn-credentials-rejected")
     assert error.severity is Severity.FAIL
     assert error.urls == (TURN_A,)
     assert TURN_A in error.title
-    assert "401 Unauthorized" in error.title
+    assert "401 Unauthenticated" in error.title
+    assert "401 Unauthorized" in error.detail  # what the server said
     assert "username and credential" in error.hint
     assert LOCAL_V4 in error.detail
     no_relay = one(verdicts, "no-relay-candidates")
     assert no_relay.severity is Severity.FAIL
     assert no_relay.urls == (TURN_A,)
     assert not by_id(verdicts, "server-unreachable")  # a 401 is an answer, not a 701
+    assert not by_id(verdicts, "server-error")  # the code is known: a specific verdict
     assert not passed(verdicts)
 
 
-@pytest.mark.parametrize(("code", "text", "words"), [
-    (401, "Unauthorized", "username and credential"),
-    (403, "Forbidden", "forbids"),
-    (437, "Allocation Mismatch", "allocation"),
-    (438, "Stale Nonce", "nonce"),
-    (441, "Wrong Credentials", "credentials"),
-    (442, "Unsupported Transport Protocol", "UDP"),
-    (486, "Allocation Quota Reached", "too many allocations"),
-    (508, "Insufficient Capacity", "relay ports"),
-    (300, "Try Alternate", "redirects"),
-    (420, "Unknown Attribute", "rejected the request"),
-    (500, "Server Error", "problem of its own"),
-    (699, "Odd", "documentation"),
+@pytest.mark.parametrize(("code", "text", "verdict_id", "words"), [
+    (401, "Unauthorized", "turn-credentials-rejected", "username and credential"),
+    (431, "Integrity Check Failure", "turn-credentials-rejected", "credential"),
+    (441, "Wrong Credentials", "turn-credentials-rejected", "same username"),
+    (432, "Missing Username", "turn-credentials-missing", "username"),
+    (403, "Forbidden IP", "forbidden", "denied-peer-ip"),
+    (405, "Mobility Forbidden", "forbidden", "mobility"),
+    (437, "Allocation Mismatch", "allocation-mismatch", "allocation"),
+    (438, "Stale Nonce", "stale-nonce", "nonce"),
+    (442, "Unsupported Transport Protocol", "transport-not-supported", "UDP"),
+    (486, "Allocation Quota Reached", "allocation-quota-reached", "leave allocations behind"),
+    (508, "Insufficient Capacity", "server-at-capacity", "relay port range"),
+    (300, "Try Alternate", "alternate-server", "redirect"),
+    (400, "Bad Request", "server-incompatible", "protocol"),
+    (420, "Unknown Attribute", "server-incompatible", "update the server"),
+    (500, "Server Error", "server-internal-error", "logs"),
+    (600, "Global Failure", "server-error", "modern STUN server"),
+    (487, "Role Conflict", "server-error", "role"),
+    (699, "Odd", "server-error", "different server"),
+    (470, "Whatever", "server-error", "credentials"),
 ])
-def test_error_response_gives_server_error_with_a_hint_for_the_code(
-    code: int, text: str, words: str,
+def test_error_response_gives_the_verdict_of_its_code_with_its_remedy(
+    code: int, text: str, verdict_id: str, words: str,
 ) -> None:
     verdicts = evaluate(evidence(result(turn(TURN_A), errors=(response(TURN_A, code, text),))))
-    verdict = one(verdicts, "server-error")
-    assert f"{code} {text}" in verdict.title
+    verdict = one(verdicts, verdict_id)
+    assert f"{code} " in verdict.title
+    assert f"{code} {text}" in verdict.detail
     assert words in verdict.hint
     assert verdict.urls == (TURN_A,)
+    assert verdict.severity is Severity.FAIL
 
 
 @pytest.mark.parametrize(("cause", "words"), [
-    (Cause.MALFORMED, "not valid STUN"),
-    (Cause.INTERNAL, "bug in iceprobe"),
+    (Cause.MALFORMED, "really listens"),
+    (Cause.INTERNAL, "--verbose"),
 ])
 def test_malformed_and_internal_events_are_server_errors_named_by_cause(
     cause: Cause, words: str,
@@ -362,17 +373,35 @@ def test_malformed_and_internal_events_are_server_errors_named_by_cause(
     event = response(STUN_A, code=SERVER_UNREACHABLE_CODE, text="garbage", cause=cause)
     verdicts = evaluate(evidence(result(stun(STUN_A), errors=(event,))))
     verdict = one(verdicts, "server-error")
-    assert f"({cause.value})" in verdict.title
+    assert cause.value in verdict.title
     assert words in verdict.hint
     assert verdict.urls == (STUN_A,)
     assert not by_id(verdicts, "server-unreachable")
 
 
-def test_error_response_from_a_server_that_still_worked_is_only_a_warning() -> None:
+def test_recovered_stale_nonce_is_info_and_does_not_blame_authentication() -> None:
     stale = response(TURN_A, 438, "Stale Nonce")
     verdicts = evaluate(evidence(result(turn(TURN_A), srflx(TURN_A), relay(TURN_A),
                                         errors=(stale,))))
-    verdict = one(verdicts, "server-error")
+    verdict = one(verdicts, "stale-nonce")
+    assert verdict.severity is Severity.INFO
+    assert "authentication did not fail" in verdict.detail
+    assert not by_id(verdicts, "turn-credentials-rejected")
+    assert passed(verdicts)
+
+
+def test_followed_redirect_is_info() -> None:
+    redirect = response(TURN_A, 300, "Try Alternate")
+    verdicts = evaluate(evidence(result(turn(TURN_A), srflx(TURN_A), relay(TURN_A),
+                                        errors=(redirect,))))
+    assert one(verdicts, "alternate-server").severity is Severity.INFO
+
+
+def test_error_response_from_a_server_that_still_worked_is_only_a_warning() -> None:
+    forbidden = response(TURN_A, 403, "Forbidden")
+    verdicts = evaluate(evidence(result(turn(TURN_A), srflx(TURN_A), relay(TURN_A),
+                                        errors=(forbidden,))))
+    verdict = one(verdicts, "forbidden")
     assert verdict.severity is Severity.WARN
     assert verdict.urls == (TURN_A,)
     assert not by_id(verdicts, "no-relay-candidates")
@@ -383,7 +412,7 @@ def test_server_error_under_any_warns_when_another_server_of_its_kind_works() ->
     verdicts = evaluate(evidence(turn_ok(TURN_A),
                                  result(turn(TURN_B), errors=(response(TURN_B, 401),)),
                                  require=Requirement.ANY))
-    verdict = one(verdicts, "server-error")
+    verdict = one(verdicts, "turn-credentials-rejected")
     assert verdict.severity is Severity.WARN
     assert verdict.urls == (TURN_B,)
     assert passed(verdicts)

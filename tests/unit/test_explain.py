@@ -1,0 +1,115 @@
+"""`iceprobe explain`: golden outputs, lookups by code and by browser text, bad input.
+
+Set ICEPROBE_UPDATE_GOLDEN=1 to rewrite the golden files after an intended change, then
+review the diff."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from iceprobe import codes
+from iceprobe.cli import _explain_entries
+from iceprobe.codes import CodeInfo
+from iceprobe.render.explain import render_code_table, render_entries, render_explain_json
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+
+
+def rendered(entries: Sequence[CodeInfo], how: str) -> str:
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=100, color_system=None, force_terminal=False)
+    {"entries": render_entries, "table": render_code_table,
+     "json": render_explain_json}[how](entries, console)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("query, how, golden", [
+    ("701", "entries", "explain-701.txt"),
+    ("486", "entries", "explain-486.txt"),
+    ("TURN allocate request timed out.", "entries", "explain-turn-allocate-timed-out.txt"),
+    ("STUN host lookup received error.", "entries", "explain-stun-host-lookup.txt"),
+    ("Unauthorized", "json", "explain-unauthorized.json"),
+    (None, "table", "explain-table.txt"),
+])
+def test_explain_output_matches_golden(query: str | None, how: str, golden: str) -> None:
+    entries = [*codes.CODES, *codes.CAUSES_701] if query is None else _explain_entries(query)
+    output = rendered(entries, how)
+    path = GOLDEN / golden
+    if os.environ.get("ICEPROBE_UPDATE_GOLDEN"):
+        path.write_text(output)
+    assert output == path.read_text()
+
+
+def test_701_lists_every_cause_separately() -> None:
+    entries = _explain_entries("701")
+    assert [e.cause for e in entries[1:]] == [i.cause for i in codes.CAUSES_701]
+    assert {"dns", "socket", "unreachable", "refused", "tls", "closed", "timeout"} <= {
+        e.cause for e in entries}
+
+
+@pytest.mark.parametrize("text, cause", [
+    ("STUN host lookup received error.", "dns"),
+    ("TURN host lookup received error.", "dns"),
+    ("Failed to create TURN client socket.", "socket"),
+    ("TURN allocate request timed out.", "timeout"),
+    ("STUN binding request timed out.", "timeout"),
+    ("  turn allocate request timed out ", "timeout"),
+    ("unreachable", "unreachable"),
+])
+def test_browser_error_texts_map_to_their_701_cause(text: str, cause: str) -> None:
+    [entry] = _explain_entries(text)
+    assert (entry.code, entry.cause) == (701, cause)
+
+
+@pytest.mark.parametrize("code, name", [(438, "Stale Nonce"), (300, "Try Alternate"),
+                                        (487, "Role Conflict"), (447, "Connection Timeout "
+                                                                      "or Failure")])
+def test_codes_are_found_by_number(code: int, name: str) -> None:
+    [entry] = _explain_entries(str(code))
+    assert entry.name == name and not entry.generic
+
+
+@pytest.mark.parametrize("code, words", [(399, "redirect"), (470, "client-side"),
+                                         (555, "server problem"), (650, "global failure"),
+                                         (777, "browser"), (42, "Not a valid")])
+def test_unknown_codes_are_explained_by_class(code: int, words: str) -> None:
+    [entry] = _explain_entries(str(code))
+    assert entry.generic
+    assert words in entry.name or words in entry.meaning
+
+
+@pytest.mark.parametrize("argument", ["1000", "-1", "hello world", "4o1", "٤٠١"])
+def test_explain_rejects_what_is_neither_code_nor_text_with_exit_2(argument: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "iceprobe", "explain", argument],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("iceprobe: error: ")
+    assert "Traceback" not in done.stderr
+
+
+def test_explain_json_via_cli_is_one_document() -> None:
+    done = subprocess.run([sys.executable, "-m", "iceprobe", "explain", "486", "--json"],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0
+    [entry] = json.loads(done.stdout)
+    assert entry["verdict"] == "allocation-quota-reached"
+
+
+def test_explain_imports_neither_aioice_nor_aiortc() -> None:
+    code = ("import sys\nfrom iceprobe.cli import main\n"
+            "try:\n    main(['explain', '701'])\nexcept SystemExit:\n    pass\n"
+            "print('HEAVY', sorted(m for m in sys.modules "
+            "if m.split('.')[0] in ('aioice', 'aiortc')))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=30)
+    assert "HEAVY []" in done.stdout

@@ -282,3 +282,14 @@ def test_ignore_turns_a_failure_into_info_and_exit_0(lab: LabNetwork) -> None:
     assert run.code == 0, run.stdout
     ignored = {v["id"]: v["severity"] for v in run.json()["verdicts"]}
     assert ignored == {"server-unreachable": "info", "only-host-candidates": "info"}
+
+
+def test_udp_silent_while_tcp_works_is_udp_blocked(lab: LabNetwork, coturn: StartCoturn,
+                                                  silent_server: SilentServer) -> None:
+    server = coturn()
+    udp = f"turn:{lab.ipv4}:{silent_server.port}"  # a firewall that drops UDP
+    tcp = server.url("turn", query="?transport=tcp")
+    report = probe(udp, tcp, timeout=1)
+    verdicts = {v.id: v for v in evaluate(Evidence(report.host_candidates, report.results))}
+    assert verdicts["udp-blocked"].severity is Severity.WARN
+    assert verdicts["udp-blocked"].urls == (udp,)

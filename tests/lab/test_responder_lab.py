@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import time
 from collections.abc import Callable
 
 import pytest
@@ -37,7 +38,10 @@ def verdicts(report: GatherReport) -> dict[str, Severity]:
     (500, "Server Error", "server-internal-error"), (430, "Stale Credentials", "server-error"),
     (431, "Integrity Check Failure", "turn-credentials-rejected"),
     (432, "Missing Username", "turn-credentials-missing"), (433, "Use TLS", "server-error"),
-    (403, "Forbidden", "forbidden"), (487, "Role Conflict", "server-error"),
+    (403, "Forbidden", "forbidden"), (405, "Mobility Forbidden", "forbidden"),
+    (437, "Allocation Mismatch", "allocation-mismatch"),
+    (441, "Wrong Credentials", "turn-credentials-rejected"),
+    (487, "Role Conflict", "server-error"),
     (600, "Global Failure", "server-error"), (499, "Something New", "server-error"),
     (699, "Odd", "server-error"),
 ])
@@ -91,3 +95,15 @@ def test_stale_nonce_retried_with_new_nonce_is_recorded_and_succeeds(
     found = verdicts(report)
     assert found["stale-nonce"] is Severity.INFO
     assert "turn-credentials-rejected" not in found
+
+
+def test_an_answer_after_600_ms_is_slow_server(lab: LabNetwork,
+                                               responder: StartResponder) -> None:
+    def script(request: stun.Message, peer: tuple[str, int]) -> bytes:
+        time.sleep(0.6)
+        return success_response(request, XOR_MAPPED_ADDRESS=peer)
+
+    server = responder(script)
+    report = probe(f"stun:{server.ip}:{server.port}")
+    assert report.errors == ()
+    assert verdicts(report)["slow-server"] is Severity.WARN

@@ -194,8 +194,9 @@ def _credentials(ctx: click.Context, specs: Sequence[ServerSpec], username: str 
         raise click.UsageError("-p/--credential is empty", ctx=ctx)
     if needs and (username is None or credential is None):
         missing = "-u/--username" if username is None else "-p/--credential"
-        raise click.UsageError(f"{needs[0]} needs TURN credentials: give {missing} "
-                               "(or ICEPROBE_USERNAME / ICEPROBE_CREDENTIAL)", ctx=ctx)
+        raise click.UsageError(f"turn-credentials-missing: {needs[0]} needs TURN credentials: "
+                               f"give {missing} (or ICEPROBE_USERNAME / ICEPROBE_CREDENTIAL)",
+                               ctx=ctx)
     if username is None or credential is None:
         return None
     return Credentials(username, credential)

@@ -114,6 +114,8 @@ async def release(channel: Channel, allocation: Allocation,
                 return True
             if (response.error_code == 438 and auth is not None and credentials is not None
                     and response.nonce is not None):
+                log.debug("< %s 438 stale nonce on release: retrying with the new nonce",
+                          server)
                 auth = wire.long_term_auth(credentials.username, credentials.password,
                                            response.realm or auth.realm, response.nonce)
                 continue
@@ -123,3 +125,13 @@ async def release(channel: Channel, allocation: Allocation,
     except ProbeFailure as failure:
         log.debug("! %s release failed: %s", server, failure.text)
     return False
+
+
+async def create_permission(channel: Channel, allocation: Allocation, peer: Address,
+                            deadline: float) -> None:
+    """Install a permission for `peer` on the allocation; raises ProbeFailure on an error
+    response (a 403 when the server's policy denies that peer)."""
+    response = await channel.transact(wire.create_permission_request(peer, allocation.auth),
+                                      deadline)
+    if response.is_error:
+        raise _error_failure(response)

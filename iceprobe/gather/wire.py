@@ -104,6 +104,14 @@ def release_request(auth: LongTermAuth | None) -> Request:
     return _finish(message, "Refresh(0)", auth)
 
 
+def create_permission_request(peer: Address, auth: LongTermAuth | None) -> Request:
+    """A TURN CreatePermission for one peer address (RFC 8656 section 9)."""
+    message = stun.Message(message_method=stun.Method.CREATE_PERMISSION,
+                           message_class=stun.Class.REQUEST)
+    message.attributes["XOR-PEER-ADDRESS"] = peer
+    return _finish(message, "CreatePermission", auth)
+
+
 def long_term_auth(username: str, password: str, realm: str, nonce: bytes) -> LongTermAuth:
     """Credentials for a realm and nonce: key = MD5(username:realm:password), RFC 8489 9.2.2."""
     return LongTermAuth(username, realm, nonce, turn.make_integrity_key(username, realm, password))

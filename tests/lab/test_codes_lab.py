@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 
 import pytest
 
+from iceprobe.codes import lookup
 from iceprobe.gather import GatherOptions, gather, probes
 from iceprobe.gather.channel import ProbeFailure, UdpChannel, open_udp
 from iceprobe.model import CandidateType, Cause, Credentials, GatherReport, Severity
@@ -114,3 +116,46 @@ def test_try_alternate_is_followed_once_and_both_are_reported(
     assert len(relays) == 1 and relays[0].url == url
     assert report.results[0].ok
     assert verdict_severities(report)["alternate-server"] is Severity.INFO
+
+
+def test_permission_to_a_denied_peer_is_403_forbidden(lab: LabNetwork,
+                                                      coturn: StartCoturn) -> None:
+    denied = "198.18.0.99"
+    server = coturn(f"--denied-peer-ip={denied}")
+
+    async def run() -> ProbeFailure:
+        channel = await open_udp(server.ip, (server.ip, server.port))
+        try:
+            allocation = await probes.allocate(channel, GOOD, time.monotonic() + 3)
+            with pytest.raises(ProbeFailure) as failure:
+                await probes.create_permission(channel, allocation, (denied, 5000),
+                                               time.monotonic() + 3)
+            await probes.release(channel, allocation, GOOD)
+            return failure.value
+        finally:
+            channel.close()
+
+    failure = asyncio.run(run())
+    assert (failure.code, failure.cause, failure.text) == (403, Cause.RESPONSE, "Forbidden IP")
+    assert lookup(failure.code).verdict == "forbidden"
+
+
+def test_release_after_the_nonce_went_stale_recovers_from_438(
+        lab: LabNetwork, coturn: StartCoturn, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="iceprobe")
+    server = coturn("--stale-nonce=1", "--user-quota=1")
+
+    async def run() -> bool:
+        channel = await open_udp(server.ip, (server.ip, server.port))
+        try:
+            allocation = await probes.allocate(channel, GOOD, time.monotonic() + 3)
+            await asyncio.sleep(2.2)  # the nonce is now stale: the Refresh meets a 438
+            return await probes.release(channel, allocation, GOOD)
+        finally:
+            channel.close()
+
+    assert asyncio.run(run()) is True
+    assert "438 stale nonce on release" in caplog.text
+    time.sleep(1.3)  # coturn frees the quota on its 1 s timer
+    report = probe(server.url("turn"))  # quota 1: only possible if the release worked
+    assert report.errors == ()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ..model import Candidate, ProbeResult, Requirement, Severity, Verdict
+from ..model import Candidate, ErrorEvent, ProbeResult, Requirement, Severity, Verdict
 
 #: A server whose first candidate arrives later than this is slow (milliseconds).
 DEFAULT_SLOW_MS = 500.0
@@ -38,3 +38,9 @@ def failure_severity(evidence: Evidence, result: ProbeResult) -> Severity:
     peers_ok = any(r.ok for r in evidence.results
                    if r.server.is_turn == result.server.is_turn and r is not result)
     return Severity.WARN if peers_ok else Severity.FAIL
+
+
+def local_addresses(events: Sequence[ErrorEvent]) -> str:
+    """The local addresses events came from, for a verdict's detail."""
+    seen = sorted({e.address for e in events if e.address})
+    return ", ".join(seen) if seen else "this machine"

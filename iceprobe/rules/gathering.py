@@ -12,7 +12,7 @@ from ..model import (
     Severity,
     Verdict,
 )
-from .evidence import Evidence, failure_severity
+from .evidence import Evidence, failure_severity, local_addresses
 
 _UNREACHABLE_HINTS = {
     Cause.DNS: "Check the host name and this machine's DNS configuration.",
@@ -72,11 +72,6 @@ def no_relay_candidates(evidence: Evidence) -> list[Verdict]:
         urls=tuple(r.server.url for r in turn))]
 
 
-def _addresses(events: Sequence[ErrorEvent]) -> str:
-    seen = sorted({e.address for e in events if e.address})
-    return ", ".join(seen) if seen else "this machine"
-
-
 def _only_ipv6(events: Sequence[ErrorEvent]) -> bool:
     return all(e.address is not None and ":" in e.address for e in events)
 
@@ -99,7 +94,7 @@ def server_unreachable(evidence: Evidence) -> list[Verdict]:
                 id="server-unreachable", severity=Severity.INFO,
                 title=f"Harmless 701 from {url}",
                 detail=(f"701 ({', '.join(c.value for c in causes)}) from "
-                        f"{_addresses(events)}: {texts}. This is harmless: the server still "
+                        f"{local_addresses(events)}: {texts}. This is harmless: the server still "
                         f"gave its {wanted} candidate from {', '.join(good)}."
                         + (" Typical of a name with an AAAA record reached only over IPv4."
                            if _only_ipv6(events) and not any(":" in a for a in good) else "")),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..codes import for_cause, lookup
 from ..model import Cause, ErrorEvent, ProbeResult, Severity, Verdict
-from .evidence import Evidence, failure_severity
+from .evidence import Evidence, failure_severity, local_addresses
 
 #: Verdicts that are only `info` when the server still yielded its candidate: the client
 #: recovered by design (a retry with the new nonce, a followed redirect).
@@ -16,11 +16,6 @@ def _verdict_of(event: ErrorEvent) -> str:
     if event.cause is Cause.RESPONSE:
         return lookup(event.error_code).verdict
     return for_cause(event.cause).verdict
-
-
-def _addresses(events: list[ErrorEvent]) -> str:
-    seen = sorted({e.address for e in events if e.address})
-    return ", ".join(seen) if seen else "this machine"
 
 
 def server_responses(evidence: Evidence) -> list[Verdict]:
@@ -60,5 +55,5 @@ def _judge(evidence: Evidence, result: ProbeResult, verdict_id: str,
         outcome = f" No {result.server.expected_candidate.value} candidate."
     return Verdict(
         id=verdict_id, severity=severity, title=f"{url}: {names}",
-        detail=f"{meaning} Server said: {said} (from {_addresses(events)}).{outcome}",
+        detail=f"{meaning} Server said: {said} (from {local_addresses(events)}).{outcome}",
         hint=" ".join(dict.fromkeys(i.remedy for i in infos)), urls=(url,))

@@ -6,9 +6,9 @@ It stands in for a resolver that does not know a name, so DNS-failure tests see 
 
 from __future__ import annotations
 
-import socket
 import struct
-import threading
+
+from tests.lab.udpserver import UdpThreadServer
 
 _NXDOMAIN = 3
 
@@ -22,28 +22,6 @@ def nxdomain_reply(query: bytes) -> bytes | None:
     return struct.pack("!HHHHHH", ident, reply_flags, qdcount, 0, 0, 0) + query[12:]
 
 
-class NxdomainResolver:
+class NxdomainResolver(UdpThreadServer):
     def __init__(self, address: str, port: int = 53) -> None:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._sock.bind((address, port))
-        self._sock.settimeout(0.2)
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="lab-dns", daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stopped.is_set():
-            try:
-                query, peer = self._sock.recvfrom(4096)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            reply = nxdomain_reply(query)
-            if reply is not None:
-                self._sock.sendto(reply, peer)
-
-    def close(self) -> None:
-        self._stopped.set()
-        self._thread.join(timeout=1)
-        self._sock.close()
+        super().__init__(address, port, lambda query, peer: nxdomain_reply(query), "lab-dns")

@@ -7,11 +7,11 @@ gatherer reads with) or given as raw bytes for malformed ones.
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Callable
 
 from aioice import stun
+
+from tests.lab.udpserver import UdpThreadServer
 
 Script = Callable[[stun.Message, tuple[str, int]], bytes | None]
 
@@ -38,36 +38,19 @@ def success_response(request: stun.Message, **attributes: object) -> bytes:
 
 class ScriptedResponder:
     def __init__(self, ip: str, script: Script) -> None:
-        family = socket.AF_INET6 if ":" in ip else socket.AF_INET
         self.ip = ip
         self.script = script
         self.requests: list[stun.Message] = []
-        self._sock = socket.socket(family, socket.SOCK_DGRAM)
-        self._sock.bind((ip, 0))
-        self._sock.settimeout(0.1)
-        self.port = int(self._sock.getsockname()[1])
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="lab-responder", daemon=True)
-        self._thread.start()
+        self._server = UdpThreadServer(ip, 0, self._answer, "lab-responder")
+        self.port = self._server.port
 
-    def _serve(self) -> None:
-        while not self._stopped.is_set():
-            try:
-                data, peer = self._sock.recvfrom(4096)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            try:
-                request = stun.parse_message(data)
-            except ValueError:
-                continue
-            self.requests.append(request)
-            reply = self.script(request, (str(peer[0]), int(peer[1])))
-            if reply is not None:
-                self._sock.sendto(reply, peer)
+    def _answer(self, data: bytes, peer: tuple[str, int]) -> bytes | None:
+        try:
+            request = stun.parse_message(data)
+        except ValueError:
+            return None
+        self.requests.append(request)
+        return self.script(request, peer)
 
     def close(self) -> None:
-        self._stopped.set()
-        self._thread.join(timeout=1)
-        self._sock.close()
+        self._server.close()

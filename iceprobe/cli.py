@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import logging
 import sys
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -96,6 +97,17 @@ def _verdict_ids(ctx: click.Context, param: click.Parameter,
               help="TURN username (env ICEPROBE_USERNAME).")
 @click.option("-p", "--credential", envvar="ICEPROBE_CREDENTIAL", metavar="SECRET",
               show_envvar=False, help="TURN password (env ICEPROBE_CREDENTIAL); never printed.")
+@click.option("--turn-secret", envvar="ICEPROBE_TURN_SECRET", metavar="SECRET",
+              help="TURN REST API shared secret (coturn static-auth-secret; env "
+                   "ICEPROBE_TURN_SECRET): makes ephemeral credentials. Never printed.")
+@click.option("--turn-secret-file", type=click.Path(dir_okay=False), metavar="PATH",
+              help="Read the TURN REST API shared secret from a file.")
+@click.option("--turn-user", default="iceprobe", show_default=True, metavar="NAME",
+              help="User part of ephemeral usernames (<expiry><separator><user>).")
+@click.option("--separator", default=":", show_default=True, metavar="SEP",
+              help="Separator in ephemeral usernames.")
+@click.option("--ttl", type=click.IntRange(min=1, max=10 * 365 * 86400), default=3600,
+              show_default=True, metavar="SECONDS", help="Lifetime of ephemeral credentials.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True, max=300),
               default=5.0, show_default=True, metavar="SECONDS",
               help="Time budget per server.")
@@ -114,8 +126,9 @@ def _verdict_ids(ctx: click.Context, param: click.Parameter,
 @click.pass_context
 def gather(ctx: click.Context, stun_servers: tuple[ServerSpec, ...],
            turn_servers: tuple[ServerSpec, ...], username: str | None, credential: str | None,
-           timeout: float, require: str, ignore: tuple[str, ...], slow_ms: float,
-           as_json: bool, verbose: bool) -> int:
+           turn_secret: str | None, turn_secret_file: str | None, turn_user: str,
+           separator: str, ttl: int, timeout: float, require: str, ignore: tuple[str, ...],
+           slow_ms: float, as_json: bool, verbose: bool) -> int:
     """Gather candidates from STUN/TURN servers and explain every failure.
 
     \b
@@ -123,6 +136,18 @@ def gather(ctx: click.Context, stun_servers: tuple[ServerSpec, ...],
                 3 internal error, 130 interrupted.
     """
     specs = stun_servers + turn_servers
+    secret = _secret(ctx, turn_secret, turn_secret_file)
+    if secret is not None:
+        if username is not None or credential is not None:
+            raise click.UsageError("--turn-secret makes the username and credential: drop "
+                                   "-u/--username and -p/--credential (use --turn-user)", ctx=ctx)
+        if not separator or not turn_user or separator.isdigit():
+            raise click.UsageError("--turn-user and --separator must be non-empty, and the "
+                                   "separator not a digit", ctx=ctx)
+        from .credentials import rest_credentials
+
+        made = rest_credentials(secret, turn_user, ttl, separator, time.time())
+        username, credential = made.username, made.password
     credentials = _credentials(ctx, specs, username, credential)
     try:
         settings = _Settings(timeout, Requirement(require), ignore, slow_ms, as_json, verbose)
@@ -185,6 +210,24 @@ def _explain_entries(text: str) -> list[CodeInfo]:
     return [found]
 
 
+def _secret(ctx: click.Context, secret: str | None, path: str | None) -> str | None:
+    if secret is not None and path is not None:
+        raise click.UsageError("give the TURN secret once: --turn-secret (or "
+                               "ICEPROBE_TURN_SECRET) or --turn-secret-file", ctx=ctx)
+    if path is not None:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                secret = handle.read().strip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not text"
+            raise click.UsageError(f"--turn-secret-file {path!r}: {reason}", ctx=ctx) from None
+        if not secret:
+            raise click.UsageError(f"--turn-secret-file {path!r} is empty", ctx=ctx)
+    if secret is not None and not secret:
+        raise click.UsageError("--turn-secret is empty", ctx=ctx)
+    return secret
+
+
 def _credentials(ctx: click.Context, specs: Sequence[ServerSpec], username: str | None,
                  credential: str | None) -> Credentials | None:
     needs = [s.url for s in specs if s.is_turn]
@@ -232,8 +275,12 @@ def _gather(specs: tuple[ServerSpec, ...], credentials: Credentials | None,
     else:
         gathered = asyncio.run(gather(specs, options))
 
+    from .credentials import ephemeral_expiry
+
+    ephemeral = ephemeral_expiry(credentials.username, time.time()) if credentials else None
     evidence = Evidence(gathered.host_candidates, gathered.results, settings.require,
-                        turn_credentials=credentials is not None, slow_ms=settings.slow_ms)
+                        turn_credentials=credentials is not None, slow_ms=settings.slow_ms,
+                        ephemeral=ephemeral)
     report = Report(gathered, tuple(evaluate(evidence, settings.ignore)), settings.require)
     out_format = OutputFormat.JSON if settings.as_json else OutputFormat.TABLE
     RENDERERS[out_format](report, Console())

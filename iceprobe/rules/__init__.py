@@ -24,6 +24,7 @@ from .network import (
     no_nat,
     relay_address_private,
     slow_server,
+    turn_credentials_expiry,
     turn_credentials_missing,
     udp_blocked,
 )
@@ -31,6 +32,7 @@ from .responses import server_responses
 
 RULES: tuple[Rule, ...] = (
     turn_credentials_missing,
+    turn_credentials_expiry,
     no_servers,
     no_host_candidates,
     only_host_candidates,
@@ -53,7 +55,7 @@ VERDICT_IDS: tuple[str, ...] = (
     "relay-address-private", "udp-blocked", "turn-credentials-rejected",
     "allocation-quota-reached", "server-at-capacity", "forbidden", "transport-not-supported",
     "allocation-mismatch", "alternate-server", "stale-nonce", "server-incompatible",
-    "server-internal-error",
+    "server-internal-error", "turn-credentials-expired", "turn-credentials-far-future",
 )
 
 _ORDER = {Severity.FAIL: 0, Severity.WARN: 1, Severity.INFO: 2, Severity.OK: 3}

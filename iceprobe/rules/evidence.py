@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from ..credentials import EphemeralExpiry
 from ..model import Candidate, ErrorEvent, ProbeResult, Requirement, Severity, Verdict
 
 #: A server whose first candidate arrives later than this is slow (milliseconds).
@@ -21,6 +22,8 @@ class Evidence:
     require: Requirement = Requirement.EACH
     turn_credentials: bool | None = None
     slow_ms: float = DEFAULT_SLOW_MS
+    #: The expiry carried by a TURN REST (ephemeral) username, when one was given.
+    ephemeral: EphemeralExpiry | None = None
 
     @property
     def gathered(self) -> tuple[Candidate, ...]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from ..credentials import FAR_FUTURE_SECONDS, describe_duration
 from ..model import CandidateType, Cause, Severity, Transport, Verdict
 from .evidence import Evidence
 
@@ -23,6 +24,36 @@ def turn_credentials_missing(evidence: Evidence) -> list[Verdict]:
         hint="Give -u/--username and -p/--credential (or ICEPROBE_USERNAME and "
              "ICEPROBE_CREDENTIAL); in a web app, set username and credential on the "
              "iceServers entry.", urls=tuple(turn))]
+
+
+def turn_credentials_expiry(evidence: Evidence) -> list[Verdict]:
+    """A TURN REST username carries its expiry: an expired one gets the same bare 401 as a
+    wrong password, so only the client can tell the two apart."""
+    expiry = evidence.ephemeral
+    turn = tuple(r.server.url for r in evidence.results if r.server.is_turn)
+    if expiry is None or not turn:
+        return []
+    left = expiry.seconds_left
+    if left <= 0:
+        return [Verdict(
+            id="turn-credentials-expired", severity=Severity.FAIL,
+            title="TURN credentials expired",
+            detail=f"The username's timestamp {expiry.expires_at} passed "
+                   f"{describe_duration(left)} ago: the server answers 401, exactly as for "
+                   "a wrong password.",
+            hint="Fetch fresh credentials from the application's TURN REST endpoint (or make "
+                 "them with --turn-secret); check the clocks of this machine and the server.",
+            urls=turn)]
+    if left > FAR_FUTURE_SECONDS:
+        return [Verdict(
+            id="turn-credentials-far-future", severity=Severity.WARN,
+            title="TURN credentials expire implausibly late",
+            detail=f"The username's timestamp {expiry.expires_at} is "
+                   f"{describe_duration(left)} ahead.",
+            hint="Check for clock skew on the machine that made the credentials, or a TTL "
+                 "far longer than intended (long-lived credentials defeat the point of "
+                 "ephemeral ones).", urls=turn)]
+    return []
 
 
 def no_nat(evidence: Evidence) -> list[Verdict]:

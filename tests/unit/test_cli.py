@@ -43,6 +43,15 @@ def test_version_prints_the_version() -> None:
     (["--bogus"], "--bogus"),
     (["--stun", "stun:host", "--ignore", "no-such-verdict"], "'no-such-verdict'"),
     (["--stun", "stun:host", "--slow-ms", "0"], "--slow-ms"),
+    (["--turn", "turn:host", "--turn-secret", "s", "-u", "a", "-p", "b"], "drop -u"),
+    (["--turn", "turn:host", "--turn-secret", "s", "--turn-secret-file", "/etc/hostname"],
+     "give the TURN secret once"),
+    (["--turn", "turn:host", "--turn-secret-file", "/nonexistent/secret"],
+     "No such file or directory"),
+    (["--turn", "turn:host", "--turn-secret-file", "/dev/null"], "is empty"),
+    (["--turn", "turn:host", "--turn-secret", ""], "--turn-secret is empty"),
+    (["--turn", "turn:host", "--turn-secret", "s", "--separator", ""], "--separator"),
+    (["--turn", "turn:host", "--turn-secret", "s", "--ttl", "0"], "--ttl"),
 ])
 def test_bad_input_is_one_line_naming_it_and_exit_2(args: list[str], names: str) -> None:
     done = run("gather", *args)

@@ -108,6 +108,11 @@ def _verdict_ids(ctx: click.Context, param: click.Parameter,
               help="Separator in ephemeral usernames.")
 @click.option("--ttl", type=click.IntRange(min=1, max=10 * 365 * 86400), default=3600,
               show_default=True, metavar="SECONDS", help="Lifetime of ephemeral credentials.")
+@click.option("--ca-file", type=click.Path(dir_okay=False), metavar="PEM",
+              callback=lambda ctx, param, value: _ca_file(ctx, param, value),
+              help="Extra trust anchors for stuns:/turns: (added to the system store).")
+@click.option("--insecure", is_flag=True,
+              help="Do not verify TLS certificates (the report says so).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True, max=300),
               default=5.0, show_default=True, metavar="SECONDS",
               help="Time budget per server.")
@@ -127,8 +132,9 @@ def _verdict_ids(ctx: click.Context, param: click.Parameter,
 def gather(ctx: click.Context, stun_servers: tuple[ServerSpec, ...],
            turn_servers: tuple[ServerSpec, ...], username: str | None, credential: str | None,
            turn_secret: str | None, turn_secret_file: str | None, turn_user: str,
-           separator: str, ttl: int, timeout: float, require: str, ignore: tuple[str, ...],
-           slow_ms: float, as_json: bool, verbose: bool) -> int:
+           separator: str, ttl: int, ca_file: str | None, insecure: bool, timeout: float,
+           require: str, ignore: tuple[str, ...], slow_ms: float, as_json: bool,
+           verbose: bool) -> int:
     """Gather candidates from STUN/TURN servers and explain every failure.
 
     \b
@@ -150,7 +156,8 @@ def gather(ctx: click.Context, stun_servers: tuple[ServerSpec, ...],
         username, credential = made.username, made.password
     credentials = _credentials(ctx, specs, username, credential)
     try:
-        settings = _Settings(timeout, Requirement(require), ignore, slow_ms, as_json, verbose)
+        settings = _Settings(timeout, Requirement(require), ignore, slow_ms, as_json, verbose,
+                             ca_file, insecure)
         return _gather(specs, credentials, settings)
     except (KeyboardInterrupt, click.Abort):
         raise
@@ -210,6 +217,22 @@ def _explain_entries(text: str) -> list[CodeInfo]:
     return [found]
 
 
+def _ca_file(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    import ssl
+
+    try:
+        ssl.create_default_context().load_verify_locations(cafile=value)
+    except ssl.SSLError:  # before OSError, of which it is a subclass
+        raise click.BadParameter(f"{value!r} holds no PEM certificate", ctx=ctx,
+                                 param=param) from None
+    except OSError as exc:
+        raise click.BadParameter(f"{value!r}: {exc.strerror or exc}", ctx=ctx,
+                                 param=param) from None
+    return value
+
+
 def _secret(ctx: click.Context, secret: str | None, path: str | None) -> str | None:
     if secret is not None and path is not None:
         raise click.UsageError("give the TURN secret once: --turn-secret (or "
@@ -253,6 +276,8 @@ class _Settings:
     slow_ms: float
     as_json: bool
     verbose: bool
+    ca_file: str | None
+    insecure: bool
 
 
 def _gather(specs: tuple[ServerSpec, ...], credentials: Credentials | None,
@@ -268,7 +293,8 @@ def _gather(specs: tuple[ServerSpec, ...], credentials: Credentials | None,
     if settings.verbose:
         _enable_trace()
     err = Console(stderr=True)
-    options = GatherOptions(timeout=settings.timeout, credentials=credentials)
+    options = GatherOptions(timeout=settings.timeout, credentials=credentials,
+                            ca_file=settings.ca_file, insecure=settings.insecure)
     if err.is_terminal and not settings.verbose:
         with err.status(f"Probing {len(specs)} server(s)…", spinner="dots"):
             gathered = asyncio.run(gather(specs, options))
@@ -280,7 +306,7 @@ def _gather(specs: tuple[ServerSpec, ...], credentials: Credentials | None,
     ephemeral = ephemeral_expiry(credentials.username, time.time()) if credentials else None
     evidence = Evidence(gathered.host_candidates, gathered.results, settings.require,
                         turn_credentials=credentials is not None, slow_ms=settings.slow_ms,
-                        ephemeral=ephemeral)
+                        ephemeral=ephemeral, insecure=settings.insecure)
     report = Report(gathered, tuple(evaluate(evidence, settings.ignore)), settings.require)
     out_format = OutputFormat.JSON if settings.as_json else OutputFormat.TABLE
     RENDERERS[out_format](report, Console())

@@ -136,6 +136,9 @@ class ErrorEvent:
     error_text: str
     cause: Cause
     elapsed_ms: float
+    #: A machine-readable refinement of the cause, e.g. for `tls`: certificate-untrusted,
+    #: hostname-mismatch, certificate-expired or handshake.
+    problem: str | None = None
 
     @property
     def is_unreachable(self) -> bool:

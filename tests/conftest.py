@@ -49,8 +49,9 @@ def coturn(lab: LabNetwork) -> Iterator[Callable[..., Coturn]]:
     """Start coturn servers for one test; all are stopped after it."""
     started: list[Coturn] = []
 
-    def start(*extra: str, ip: str | None = None) -> Coturn:
-        server = start_coturn(ip or lab.ipv4, *extra)
+    def start(*extra: str, ip: str | None = None,
+              tls: tuple[str, str] | None = None) -> Coturn:
+        server = start_coturn(ip or lab.ipv4, *extra, tls=tls)
         started.append(server)
         return server
 

@@ -31,11 +31,13 @@ FIRST_RTO = 0.25
 class ProbeFailure(Exception):
     """A probe that could not complete; becomes an ErrorEvent."""
 
-    def __init__(self, cause: Cause, text: str, code: int = 701) -> None:
+    def __init__(self, cause: Cause, text: str, code: int = 701,
+                 problem: str | None = None) -> None:
         super().__init__(text)
         self.cause = cause
         self.text = text
         self.code = code
+        self.problem = problem
 
 
 class Channel(Protocol):
@@ -259,6 +261,23 @@ def _summary(response: Response) -> str:
     return "success"
 
 
+#: OpenSSL's X509_V_ERR codes (x509_vfy.h) grouped by what a person must fix.
+_UNTRUSTED = {2, 18, 19, 20, 21, 27}
+_EXPIRED = {9, 10}
+_NAME_MISMATCH = {62, 64}
+
+
+def _certificate_problem(exc: ssl.SSLCertVerificationError) -> str:
+    code = exc.verify_code
+    if code in _EXPIRED:
+        return "certificate-expired" if code == 10 else "certificate-not-yet-valid"
+    if code in _NAME_MISMATCH:
+        return "hostname-mismatch"
+    if code in _UNTRUSTED:
+        return "certificate-untrusted"
+    return "certificate-invalid"
+
+
 async def open_udp(local_ip: str, server: Address) -> UdpChannel:
     loop = asyncio.get_running_loop()
     waiters = _Waiters(server)
@@ -310,16 +329,19 @@ async def open_stream(local_ip: str, server: Address, deadline: float,
     except asyncio.TimeoutError:
         transport.abort()
         raise ProbeFailure(Cause.TLS, f"TLS handshake with {server_hostname} "
-                                      f"({describe(server)}) timed out") from None
+                                      f"({describe(server)}) timed out",
+                           problem="handshake") from None
     except ssl.SSLCertVerificationError as exc:
         transport.abort()
         raise ProbeFailure(Cause.TLS, f"TLS certificate of {server_hostname} "
                                       f"({describe(server)}) rejected: "
-                                      f"{exc.verify_message or exc.reason}") from exc
+                                      f"{exc.verify_message or exc.reason}",
+                           problem=_certificate_problem(exc)) from exc
     except (ssl.SSLError, OSError) as exc:
         transport.abort()
         raise ProbeFailure(Cause.TLS, f"TLS handshake with {server_hostname} "
-                                      f"({describe(server)}) failed: {exc}") from exc
+                                      f"({describe(server)}) failed: {exc}",
+                           problem="handshake") from exc
     if tls_transport is None:
         raise ProbeFailure(Cause.TLS, f"TLS handshake with {describe(server)} failed")
     protocol.transport = tls_transport

@@ -41,6 +41,10 @@ _TYPE_PREFERENCE = {CandidateType.HOST: 126, CandidateType.SRFLX: 100, Candidate
 class GatherOptions:
     timeout: float = 5.0
     credentials: Credentials | None = None
+    #: Extra trust anchors (PEM) on top of the system store, for stuns:/turns:.
+    ca_file: str | None = None
+    #: Skip certificate and hostname verification (the report says so).
+    insecure: bool = False
 
 
 def priority(kind: CandidateType, address: str) -> int:
@@ -68,6 +72,11 @@ class _Run:
     def tls_context(self) -> ssl.SSLContext:
         if self.tls is None:
             self.tls = ssl.create_default_context()
+            if self.options.ca_file:
+                self.tls.load_verify_locations(cafile=self.options.ca_file)
+            if self.options.insecure:
+                self.tls.check_hostname = False
+                self.tls.verify_mode = ssl.CERT_NONE
         return self.tls
 
 
@@ -153,7 +162,7 @@ def _event(run: _Run, spec: ServerSpec, failure: ProbeFailure, local_ip: str | N
         url=spec.url, address=local_ip, port=local_port,
         server_address=server[0] if server else None, server_port=server[1] if server else None,
         error_code=failure.code, error_text=failure.text, cause=failure.cause,
-        elapsed_ms=run.elapsed_ms())
+        elapsed_ms=run.elapsed_ms(), problem=failure.problem)
 
 
 async def _attempt(run: _Run, spec: ServerSpec, local_ip: str, server: Address,

@@ -75,6 +75,7 @@ def _error(event: ErrorEvent) -> dict[str, Any]:
         "error_code": event.error_code,
         "error_text": event.error_text,
         "cause": event.cause.value,
+        "problem": event.problem,
         "elapsed_ms": event.elapsed_ms,
     }
 

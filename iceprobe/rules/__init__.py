@@ -29,6 +29,7 @@ from .network import (
     udp_blocked,
 )
 from .responses import server_responses
+from .tls import tls_certificates, tls_verification_disabled
 
 RULES: tuple[Rule, ...] = (
     turn_credentials_missing,
@@ -39,6 +40,8 @@ RULES: tuple[Rule, ...] = (
     no_relay_candidates,
     server_unreachable,
     server_responses,
+    tls_certificates,
+    tls_verification_disabled,
     server_without_candidate,
     relay_address_private,
     udp_blocked,
@@ -56,6 +59,8 @@ VERDICT_IDS: tuple[str, ...] = (
     "allocation-quota-reached", "server-at-capacity", "forbidden", "transport-not-supported",
     "allocation-mismatch", "alternate-server", "stale-nonce", "server-incompatible",
     "server-internal-error", "turn-credentials-expired", "turn-credentials-far-future",
+    "tls-certificate-untrusted", "tls-hostname-mismatch", "tls-certificate-expired",
+    "tls-verification-disabled",
 )
 
 _ORDER = {Severity.FAIL: 0, Severity.WARN: 1, Severity.INFO: 2, Severity.OK: 3}

@@ -24,6 +24,8 @@ class Evidence:
     slow_ms: float = DEFAULT_SLOW_MS
     #: The expiry carried by a TURN REST (ephemeral) username, when one was given.
     ephemeral: EphemeralExpiry | None = None
+    #: TLS verification was switched off (--insecure).
+    insecure: bool = False
 
     @property
     def gathered(self) -> tuple[Candidate, ...]:

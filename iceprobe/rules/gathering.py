@@ -13,6 +13,7 @@ from ..model import (
     Verdict,
 )
 from .evidence import Evidence, failure_severity, local_addresses
+from .tls import TLS_VERDICTS
 
 _UNREACHABLE_HINTS = {
     Cause.DNS: "Check the host name and this machine's DNS configuration.",
@@ -79,7 +80,9 @@ def _only_ipv6(events: Sequence[ErrorEvent]) -> bool:
 def server_unreachable(evidence: Evidence) -> list[Verdict]:
     verdicts = []
     for result in evidence.results:
-        events = [e for e in result.errors if e.is_unreachable]
+        # TLS certificate problems have verdicts of their own (rules.tls).
+        events = [e for e in result.errors if e.is_unreachable
+                  and not (e.cause is Cause.TLS and e.problem in TLS_VERDICTS)]
         if not events:
             continue
         url = result.server.url

@@ -38,7 +38,8 @@ class Coturn:
 
     def url(self, scheme: str = "turn", host: str | None = None, query: str = "") -> str:
         host = host or (f"[{self.ip}]" if ":" in self.ip else self.ip)
-        return f"{scheme}:{host}:{self.port}{query}"
+        port = self.port + 1 if scheme.endswith("s") else self.port  # the TLS listener
+        return f"{scheme}:{host}:{port}{query}"
 
     def log(self) -> str:
         with open(self.log_path, errors="replace") as handle:
@@ -56,7 +57,7 @@ class Coturn:
 
 
 def start_coturn(ip: str, *extra: str, user: str = LAB_USER,
-                 password: str = LAB_PASSWORD) -> Coturn:
+                 password: str = LAB_PASSWORD, tls: tuple[str, str] | None = None) -> Coturn:
     """Start a foreground coturn on `ip` with its own ports and wait until it answers."""
     binary = shutil.which("turnserver")
     if binary is None:
@@ -72,7 +73,9 @@ def start_coturn(ip: str, *extra: str, user: str = LAB_USER,
         f"--listening-ip={ip}", f"--listening-port={port}", f"--relay-ip={ip}",
         f"--min-port={relay}", f"--max-port={relay + 31}",
         f"--realm={LAB_REALM}", "--lt-cred-mech", f"--user={user}:{password}",
-        "--no-tls", "--no-dtls", "--no-cli", "--allow-loopback-peers",
+        *(("--no-tls",) if tls is None else
+          (f"--cert={tls[0]}", f"--pkey={tls[1]}", f"--tls-listening-port={port + 1}")),
+        "--no-dtls", "--no-cli", "--allow-loopback-peers",
         "--log-file=stdout", "--simple-log",
         f"--userdb={workdir}/db.sqlite", f"--pidfile={workdir}/turn.pid",
         *extra,

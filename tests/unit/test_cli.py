@@ -52,6 +52,8 @@ def test_version_prints_the_version() -> None:
     (["--turn", "turn:host", "--turn-secret", ""], "--turn-secret is empty"),
     (["--turn", "turn:host", "--turn-secret", "s", "--separator", ""], "--separator"),
     (["--turn", "turn:host", "--turn-secret", "s", "--ttl", "0"], "--ttl"),
+    (["--stun", "stuns:host", "--ca-file", "/nonexistent/ca.pem"], "No such file"),
+    (["--stun", "stuns:host", "--ca-file", "/etc/hostname"], "no PEM certificate"),
 ])
 def test_bad_input_is_one_line_naming_it_and_exit_2(args: list[str], names: str) -> None:
     done = run("gather", *args)

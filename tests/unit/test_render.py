@@ -235,7 +235,7 @@ SERVER_KEYS = {"url", "scheme", "host", "port", "transport", "addresses", "statu
 CANDIDATE_KEYS = {"type", "protocol", "address", "port", "related_address", "related_port",
                   "url", "foundation", "priority", "elapsed_ms"}
 ERROR_KEYS = {"url", "address", "port", "server_address", "server_port", "error_code",
-              "error_text", "cause", "elapsed_ms"}
+              "error_text", "cause", "problem", "elapsed_ms"}
 VERDICT_KEYS = {"id", "severity", "title", "detail", "hint", "urls"}
 
 
@@ -292,7 +292,7 @@ def test_json_errors_have_their_fields_in_time_order() -> None:
     assert errors[0] == {"url": TURN_URL, "address": LOCAL_V4, "port": 50001,
                          "server_address": "192.0.2.2", "server_port": 3478,
                          "error_code": 401, "error_text": "Unauthorized",
-                         "cause": "response", "elapsed_ms": 35.0}
+                         "cause": "response", "problem": None, "elapsed_ms": 35.0}
     assert errors[1]["cause"] == "timeout"
     assert errors[1]["error_text"] == "STUN binding request timed out"
 

@@ -1,0 +1,111 @@
+"""TURN and STUN over TLS against coturn with certificates made for the test."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.lab.certs import make_ca, make_server_cert
+from tests.lab.netns import LAB_NAME, LabNetwork
+from tests.lab.servers import LAB_PASSWORD, LAB_USER, Coturn
+
+pytestmark = pytest.mark.lab
+
+StartCoturn = Callable[..., Coturn]
+
+
+def gather_json(*args: str) -> tuple[int, dict[str, object]]:
+    done = subprocess.run([sys.executable, "-m", "iceprobe", "gather", "-u", LAB_USER, "-p",
+                           LAB_PASSWORD, "--timeout", "3", "--json", *args],
+                          capture_output=True, text=True, timeout=60)
+    assert "Traceback" not in done.stderr
+    document: dict[str, object] = json.loads(done.stdout)
+    return done.returncode, document
+
+
+def tls_server(coturn: StartCoturn, lab: LabNetwork, tmp_path: Path, *, names: list[str],
+               expired: bool = False) -> tuple[Coturn, Path]:
+    ca, ca_key, ca_cert = make_ca(tmp_path)
+    cert = make_server_cert(tmp_path, "server", ca_key, ca_cert, names, [lab.ipv4],
+                            expired=expired)
+    return coturn(tls=(str(cert.cert), str(cert.key))), ca.cert
+
+
+def verdicts(document: dict[str, object]) -> dict[str, str]:
+    entries = document["verdicts"]
+    assert isinstance(entries, list)
+    return {v["id"]: v["severity"] for v in entries}
+
+
+def errors(document: dict[str, object]) -> list[dict[str, object]]:
+    entries = document["errors"]
+    assert isinstance(entries, list)
+    return entries
+
+
+def test_turns_with_trusted_ca_file_gives_relay(lab: LabNetwork, coturn: StartCoturn,
+                                                tmp_path: Path) -> None:
+    server, ca = tls_server(coturn, lab, tmp_path, names=[LAB_NAME])
+    code, document = gather_json("--turn", server.url("turns", host=LAB_NAME),
+                                 "--ca-file", str(ca))
+    assert code == 0, document
+    assert errors(document) == []
+
+
+def test_untrusted_certificate_is_its_own_verdict(lab: LabNetwork, coturn: StartCoturn,
+                                                  tmp_path: Path) -> None:
+    server, _ = tls_server(coturn, lab, tmp_path, names=[LAB_NAME])
+    code, document = gather_json("--turn", server.url("turns", host=LAB_NAME))
+    assert code == 1
+    [event] = errors(document)
+    assert (event["error_code"], event["cause"], event["problem"]) == (
+        701, "tls", "certificate-untrusted")
+    found = verdicts(document)
+    assert found["tls-certificate-untrusted"] == "fail"
+    assert "server-unreachable" not in found
+
+
+def test_name_mismatch_is_its_own_verdict(lab: LabNetwork, coturn: StartCoturn,
+                                          tmp_path: Path) -> None:
+    server, ca = tls_server(coturn, lab, tmp_path, names=["other.lab.test"])
+    code, document = gather_json("--turn", server.url("turns", host=LAB_NAME),
+                                 "--ca-file", str(ca))
+    assert code == 1
+    [event] = errors(document)
+    assert event["problem"] == "hostname-mismatch"
+    assert verdicts(document)["tls-hostname-mismatch"] == "fail"
+
+
+def test_expired_certificate_is_its_own_verdict(lab: LabNetwork, coturn: StartCoturn,
+                                                tmp_path: Path) -> None:
+    server, ca = tls_server(coturn, lab, tmp_path, names=[LAB_NAME], expired=True)
+    code, document = gather_json("--turn", server.url("turns", host=LAB_NAME),
+                                 "--ca-file", str(ca))
+    assert code == 1
+    [event] = errors(document)
+    assert event["problem"] == "certificate-expired"
+    assert verdicts(document)["tls-certificate-expired"] == "fail"
+
+
+def test_insecure_skips_verification_and_says_so(lab: LabNetwork, coturn: StartCoturn,
+                                                 tmp_path: Path) -> None:
+    server, _ = tls_server(coturn, lab, tmp_path, names=["other.lab.test"])
+    code, document = gather_json("--turn", server.url("turns", host=LAB_NAME), "--insecure")
+    assert code == 0, document
+    assert verdicts(document)["tls-verification-disabled"] == "warn"
+
+
+def test_stuns_over_tls_gives_srflx(lab: LabNetwork, coturn: StartCoturn,
+                                    tmp_path: Path) -> None:
+    server, ca = tls_server(coturn, lab, tmp_path, names=[LAB_NAME])
+    code, document = gather_json("--stun", server.url("stuns", host=LAB_NAME),
+                                 "--ca-file", str(ca))
+    assert code == 0, document
+    candidates = document["candidates"]
+    assert isinstance(candidates, list)
+    assert "srflx" in {c["type"] for c in candidates}

@@ -125,6 +125,9 @@ def _verdict_ids(ctx: click.Context, param: click.Parameter,
 @click.option("--slow-ms", type=click.FloatRange(min=0, min_open=True), default=500.0,
               show_default=True, metavar="MS",
               help="A server whose first candidate takes longer is slow-server.")
+@click.option("--redact", type=click.Choice(["ips", "all"]), is_flag=False, flag_value="ips",
+              default=None, help="Replace IP addresses in the report with placeholders "
+                                 "(host-1, srflx-1, …); --redact=all hides host names too.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document to stdout.")
 @click.option("-v", "--verbose", is_flag=True,
               help="Trace every transaction to stderr; show tracebacks.")
@@ -133,8 +136,8 @@ def gather(ctx: click.Context, stun_servers: tuple[ServerSpec, ...],
            turn_servers: tuple[ServerSpec, ...], username: str | None, credential: str | None,
            turn_secret: str | None, turn_secret_file: str | None, turn_user: str,
            separator: str, ttl: int, ca_file: str | None, insecure: bool, timeout: float,
-           require: str, ignore: tuple[str, ...], slow_ms: float, as_json: bool,
-           verbose: bool) -> int:
+           require: str, ignore: tuple[str, ...], slow_ms: float, redact: str | None,
+           as_json: bool, verbose: bool) -> int:
     """Gather candidates from STUN/TURN servers and explain every failure.
 
     \b
@@ -157,7 +160,7 @@ def gather(ctx: click.Context, stun_servers: tuple[ServerSpec, ...],
     credentials = _credentials(ctx, specs, username, credential)
     try:
         settings = _Settings(timeout, Requirement(require), ignore, slow_ms, as_json, verbose,
-                             ca_file, insecure)
+                             ca_file, insecure, redact)
         return _gather(specs, credentials, settings)
     except (KeyboardInterrupt, click.Abort):
         raise
@@ -278,6 +281,7 @@ class _Settings:
     verbose: bool
     ca_file: str | None
     insecure: bool
+    redact: str | None
 
 
 def _gather(specs: tuple[ServerSpec, ...], credentials: Credentials | None,
@@ -308,6 +312,10 @@ def _gather(specs: tuple[ServerSpec, ...], credentials: Credentials | None,
                         turn_credentials=credentials is not None, slow_ms=settings.slow_ms,
                         ephemeral=ephemeral, insecure=settings.insecure)
     report = Report(gathered, tuple(evaluate(evidence, settings.ignore)), settings.require)
+    if settings.redact is not None:
+        from .redact import redact
+
+        report = redact(report, hostnames=settings.redact == "all")
     out_format = OutputFormat.JSON if settings.as_json else OutputFormat.TABLE
     RENDERERS[out_format](report, Console())
     return ExitCode.OK if report.ok else ExitCode.FAIL

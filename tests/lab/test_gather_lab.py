@@ -293,3 +293,18 @@ def test_udp_silent_while_tcp_works_is_udp_blocked(lab: LabNetwork, coturn: Star
     verdicts = {v.id: v for v in evaluate(Evidence(report.host_candidates, report.results))}
     assert verdicts["udp-blocked"].severity is Severity.WARN
     assert verdicts["udp-blocked"].urls == (udp,)
+
+
+@pytest.mark.parametrize("mode", ["--redact", "--redact=all"])
+def test_redacted_report_leaks_no_lab_address(lab: LabNetwork, coturn: StartCoturn,
+                                              mode: str) -> None:
+    server = coturn()
+    url = server.url("turn", host="turn.lab.test")
+    for extra in ((), ("--json",)):
+        run = run_cli("gather", "--stun", f"stun:{DUAL_STACK_NAME}:{server.port}",
+                      "--turn", url, "-u", LAB_USER, "-p", LAB_PASSWORD, mode, *extra)
+        assert run.code == 0, run.stdout
+        for address in (lab.ipv4, lab.ipv6):
+            assert address not in run.stdout
+        assert "host-1" in run.stdout
+        assert ("turn.lab.test" in run.stdout) == (mode == "--redact")

@@ -125,6 +125,11 @@ def _verdict_ids(ctx: click.Context, param: click.Parameter,
 @click.option("--slow-ms", type=click.FloatRange(min=0, min_open=True), default=500.0,
               show_default=True, metavar="MS",
               help="A server whose first candidate takes longer is slow-server.")
+@click.option("--matrix", is_flag=True,
+              help="Probe each --turn host over UDP, TCP and TLS on ports 3478, 443, 5349 "
+                   "(and each --port): which way out works?")
+@click.option("--port", "ports", multiple=True, type=click.IntRange(1, 65535), metavar="PORT",
+              help="An extra port for --matrix; repeatable.")
 @click.option("--redact", type=click.Choice(["ips", "all"]), is_flag=False, flag_value="ips",
               default=None, help="Replace IP addresses in the report with placeholders "
                                  "(host-1, srflx-1, …); --redact=all hides host names too.")
@@ -136,7 +141,8 @@ def gather(ctx: click.Context, stun_servers: tuple[ServerSpec, ...],
            turn_servers: tuple[ServerSpec, ...], username: str | None, credential: str | None,
            turn_secret: str | None, turn_secret_file: str | None, turn_user: str,
            separator: str, ttl: int, ca_file: str | None, insecure: bool, timeout: float,
-           require: str, ignore: tuple[str, ...], slow_ms: float, redact: str | None,
+           require: str, ignore: tuple[str, ...], slow_ms: float, matrix: bool,
+           ports: tuple[int, ...], redact: str | None,
            as_json: bool, verbose: bool) -> int:
     """Gather candidates from STUN/TURN servers and explain every failure.
 
@@ -144,6 +150,16 @@ def gather(ctx: click.Context, stun_servers: tuple[ServerSpec, ...],
     Exit codes: 0 no failing verdict, 1 a failing verdict, 2 bad usage,
                 3 internal error, 130 interrupted.
     """
+    if ports and not matrix:
+        raise click.UsageError("--port goes with --matrix", ctx=ctx)
+    if matrix:
+        if not turn_servers:
+            raise click.UsageError("--matrix needs a --turn URL to take the host from", ctx=ctx)
+        from .matrix import DEFAULT_PORTS, matrix_specs
+
+        turn_servers = tuple(matrix_specs([s.host for s in turn_servers],
+                                          [*DEFAULT_PORTS, *ports]))
+        require = Requirement.ANY.value  # one way out is enough; the matrix says which
     specs = stun_servers + turn_servers
     secret = _secret(ctx, turn_secret, turn_secret_file)
     if secret is not None:
@@ -160,7 +176,7 @@ def gather(ctx: click.Context, stun_servers: tuple[ServerSpec, ...],
     credentials = _credentials(ctx, specs, username, credential)
     try:
         settings = _Settings(timeout, Requirement(require), ignore, slow_ms, as_json, verbose,
-                             ca_file, insecure, redact)
+                             ca_file, insecure, redact, matrix)
         return _gather(specs, credentials, settings)
     except (KeyboardInterrupt, click.Abort):
         raise
@@ -282,6 +298,7 @@ class _Settings:
     ca_file: str | None
     insecure: bool
     redact: str | None
+    matrix: bool
 
 
 def _gather(specs: tuple[ServerSpec, ...], credentials: Credentials | None,
@@ -310,8 +327,9 @@ def _gather(specs: tuple[ServerSpec, ...], credentials: Credentials | None,
     ephemeral = ephemeral_expiry(credentials.username, time.time()) if credentials else None
     evidence = Evidence(gathered.host_candidates, gathered.results, settings.require,
                         turn_credentials=credentials is not None, slow_ms=settings.slow_ms,
-                        ephemeral=ephemeral, insecure=settings.insecure)
-    report = Report(gathered, tuple(evaluate(evidence, settings.ignore)), settings.require)
+                        ephemeral=ephemeral, insecure=settings.insecure, matrix=settings.matrix)
+    report = Report(gathered, tuple(evaluate(evidence, settings.ignore)), settings.require,
+                    matrix=settings.matrix)
     if settings.redact is not None:
         from .redact import redact
 

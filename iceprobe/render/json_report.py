@@ -8,6 +8,7 @@ from typing import Any
 from rich.console import Console
 
 from .. import __version__
+from ..matrix import Cell, cells
 from ..model import Candidate, ErrorEvent, ProbeResult, Verdict
 from .report import Report
 
@@ -27,7 +28,14 @@ def report_document(report: Report) -> dict[str, Any]:
         "candidates": [_candidate(c) for c in gathered.candidates],
         "errors": [_error(e) for e in gathered.errors],
         "verdicts": [_verdict(v) for v in report.verdicts],
+        **({"matrix": [_cell(c) for c in cells(gathered.results)]}
+           if report.matrix else {}),
     }
+
+
+def _cell(cell: Cell) -> dict[str, Any]:
+    return {"host": cell.host, "transport": cell.transport.value, "port": cell.port,
+            "ok": cell.ok, "result": cell.summary, "duration_ms": cell.duration_ms}
 
 
 def render_json(report: Report, console: Console) -> None:

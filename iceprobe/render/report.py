@@ -12,6 +12,7 @@ class Report:
     gather: GatherReport
     verdicts: tuple[Verdict, ...]
     require: Requirement
+    matrix: bool = False
 
     @property
     def ok(self) -> bool:

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ..matrix import Cell, cells
 from ..model import Candidate, ErrorEvent, ProbeResult, Severity, Verdict
 from .report import Report
 
@@ -22,7 +23,9 @@ SEVERITY_STYLE = {
 
 def render_table(report: Report, console: Console) -> None:
     gathered = report.gather
-    if gathered.results:
+    if report.matrix:
+        console.print(_matrix_table(gathered.results))
+    elif gathered.results:
         console.print(_servers_table(gathered.results))
     console.print(_candidates_table(gathered.candidates))
     if gathered.errors:
@@ -54,6 +57,24 @@ def _servers_table(results: tuple[ProbeResult, ...]) -> Table:
         table.add_row(Text(result.server.url), result.server.transport.value, status,
                       str(len(result.candidates)), str(len(result.errors)),
                       f"{result.duration_ms:.0f} ms")
+    return table
+
+
+def _matrix_table(results: tuple[ProbeResult, ...]) -> Table:
+    grid = cells(results)
+    ports = list(dict.fromkeys(c.port for c in grid))
+    table = _table("Transport matrix (TURN)")
+    table.add_column("host / transport")
+    for port in ports:
+        table.add_column(str(port), overflow="fold")
+    rows: dict[tuple[str, str], dict[int, Cell]] = {}
+    for cell in grid:
+        rows.setdefault((cell.host, cell.transport.value), {})[cell.port] = cell
+    for (host, transport), by_port in rows.items():
+        table.add_row(Text(f"{host} {transport}"), *(
+            Text(f"{by_port[p].summary} ({by_port[p].duration_ms:.0f} ms)",
+                 style="green" if by_port[p].ok else "red") if p in by_port else Text("-")
+            for p in ports))
     return table
 
 

@@ -24,6 +24,7 @@ from .network import (
     no_nat,
     relay_address_private,
     slow_server,
+    transport_matrix,
     turn_credentials_expiry,
     turn_credentials_missing,
     udp_blocked,
@@ -45,6 +46,7 @@ RULES: tuple[Rule, ...] = (
     server_without_candidate,
     relay_address_private,
     udp_blocked,
+    transport_matrix,
     slow_server,
     no_nat,
     all_candidates_gathered,
@@ -60,7 +62,7 @@ VERDICT_IDS: tuple[str, ...] = (
     "allocation-mismatch", "alternate-server", "stale-nonce", "server-incompatible",
     "server-internal-error", "turn-credentials-expired", "turn-credentials-far-future",
     "tls-certificate-untrusted", "tls-hostname-mismatch", "tls-certificate-expired",
-    "tls-verification-disabled",
+    "tls-verification-disabled", "transport-matrix",
 )
 
 _ORDER = {Severity.FAIL: 0, Severity.WARN: 1, Severity.INFO: 2, Severity.OK: 3}

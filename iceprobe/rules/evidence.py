@@ -26,6 +26,8 @@ class Evidence:
     ephemeral: EphemeralExpiry | None = None
     #: TLS verification was switched off (--insecure).
     insecure: bool = False
+    #: The TURN servers are a transport matrix (--matrix): one verdict sums them up.
+    matrix: bool = False
 
     @property
     def gathered(self) -> tuple[Candidate, ...]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 
 from ..credentials import FAR_FUTURE_SECONDS, describe_duration
-from ..model import CandidateType, Cause, Severity, Transport, Verdict
+from ..model import CandidateType, Cause, ProbeResult, Severity, Transport, Verdict
 from .evidence import Evidence
 
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
@@ -54,6 +54,37 @@ def turn_credentials_expiry(evidence: Evidence) -> list[Verdict]:
                  "far longer than intended (long-lived credentials defeat the point of "
                  "ephemeral ones).", urls=turn)]
     return []
+
+
+def transport_matrix(evidence: Evidence) -> list[Verdict]:
+    if not evidence.matrix:
+        return []
+    by_host: dict[str, list[ProbeResult]] = {}
+    for result in evidence.results:
+        if result.server.is_turn:
+            by_host.setdefault(result.server.host, []).append(result)
+    verdicts = []
+    for host, results in by_host.items():
+        working = [f"{r.server.transport.value}/{r.server.port}" for r in results if r.ok]
+        urls = tuple(r.server.url for r in results)
+        if not working:
+            verdicts.append(Verdict(
+                id="transport-matrix", severity=Severity.FAIL,
+                title=f"No way out to {host}",
+                detail=f"None of the {len(results)} transport and port combinations gave a "
+                       "relay candidate.",
+                hint="See the error events: a firewall blocks everything, or the server "
+                     "listens elsewhere.", urls=urls))
+            continue
+        udp = any(r.ok and r.server.transport is Transport.UDP for r in results)
+        verdicts.append(Verdict(
+            id="transport-matrix", severity=Severity.OK,
+            title=f"Ways out to {host}: {', '.join(working)}",
+            detail=f"{len(working)} of {len(results)} transport and port combinations gave a "
+                   "relay candidate.",
+            hint="" if udp else "Only TCP/TLS gets out: calls will work, relayed over TCP, "
+                                "at lower quality.", urls=urls))
+    return verdicts
 
 
 def no_nat(evidence: Evidence) -> list[Verdict]:

@@ -109,3 +109,24 @@ def test_stuns_over_tls_gives_srflx(lab: LabNetwork, coturn: StartCoturn,
     candidates = document["candidates"]
     assert isinstance(candidates, list)
     assert "srflx" in {c["type"] for c in candidates}
+
+
+def test_transport_matrix_shows_which_ways_out_work(lab: LabNetwork, coturn: StartCoturn,
+                                                    tmp_path: Path) -> None:
+    server, ca = tls_server(coturn, lab, tmp_path, names=[LAB_NAME])
+    tls_port = server.port + 1
+    code, document = gather_json("--matrix", "--turn", f"turn:{LAB_NAME}", "--ca-file",
+                                 str(ca), "--port", str(server.port), "--port", str(tls_port),
+                                 "--timeout", "2")
+    assert code == 0, document
+    matrix = document["matrix"]
+    assert isinstance(matrix, list)
+    assert len(matrix) == 3 * 5  # udp, tcp, tls x 3478, 443, 5349 and the two extra ports
+    cell = {(c["transport"], c["port"]): c for c in matrix}
+    assert cell[("udp", server.port)]["ok"] and cell[("tcp", server.port)]["ok"]
+    assert cell[("tls", tls_port)]["ok"]
+    assert not cell[("udp", 3478)]["ok"]
+    assert cell[("udp", 3478)]["result"] == "701 unreachable"
+    [verdict] = [v for v in document["verdicts"] if v["id"] == "transport-matrix"]  # type: ignore[attr-defined]
+    assert verdict["severity"] == "ok"
+    assert f"udp/{server.port}" in verdict["title"] and f"tls/{tls_port}" in verdict["title"]

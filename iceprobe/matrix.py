@@ -1,0 +1,56 @@
+"""The transport matrix: one TURN host probed over every transport and port, to answer
+"which way out of this network works?" in one run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .model import ProbeResult, ServerSpec, Transport
+from .urls import parse_server_url
+
+DEFAULT_PORTS = (3478, 443, 5349)
+TRANSPORTS = (Transport.UDP, Transport.TCP, Transport.TLS)
+
+
+def matrix_specs(hosts: Sequence[str], ports: Sequence[int]) -> list[ServerSpec]:
+    """turn:/turns: URLs for every host, transport and port (ports in the given order)."""
+    specs = []
+    for host in dict.fromkeys(hosts):
+        shown = f"[{host}]" if ":" in host else host
+        for transport in TRANSPORTS:
+            for port in dict.fromkeys(ports):
+                if transport is Transport.TLS:
+                    url = f"turns:{shown}:{port}?transport=tcp"
+                else:
+                    url = f"turn:{shown}:{port}?transport={transport.value}"
+                specs.append(parse_server_url(url))
+    return specs
+
+
+@dataclass(frozen=True)
+class Cell:
+    host: str
+    transport: Transport
+    port: int
+    ok: bool
+    summary: str
+    duration_ms: float
+
+
+def cells(results: Sequence[ProbeResult]) -> list[Cell]:
+    """One cell per TURN result (STUN servers in the same run are not part of the grid)."""
+    found = []
+    for result in (r for r in results if r.server.is_turn):
+        spec = result.server
+        if result.ok:
+            summary = "ok"
+        elif result.errors:
+            first = result.errors[0]
+            summary = (f"{first.error_code} {first.error_text}" if first.cause.value ==
+                       "response" else f"701 {first.cause.value}")
+        else:
+            summary = "no relay"
+        found.append(Cell(spec.host, spec.transport, spec.port, result.ok, summary,
+                          result.duration_ms))
+    return found

@@ -54,6 +54,10 @@ def test_version_prints_the_version() -> None:
     (["--turn", "turn:host", "--turn-secret", "s", "--ttl", "0"], "--ttl"),
     (["--stun", "stuns:host", "--ca-file", "/nonexistent/ca.pem"], "No such file"),
     (["--stun", "stuns:host", "--ca-file", "/etc/hostname"], "no PEM certificate"),
+    (["--stun", "stun:host", "--matrix"], "--matrix needs a --turn URL"),
+    (["--stun", "stun:host", "--port", "443"], "--port goes with --matrix"),
+    (["--turn", "turn:h", "-u", "a", "-p", "b", "--matrix", "--port", "0"], "--port"),
+    (["--stun", "stun:host", "--redact=some"], "'some'"),
 ])
 def test_bad_input_is_one_line_naming_it_and_exit_2(args: list[str], names: str) -> None:
     done = run("gather", *args)

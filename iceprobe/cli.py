@@ -125,6 +125,10 @@ def _verdict_ids(ctx: click.Context, param: click.Parameter,
 @click.option("--slow-ms", type=click.FloatRange(min=0, min_open=True), default=500.0,
               show_default=True, metavar="MS",
               help="A server whose first candidate takes longer is slow-server.")
+@click.option("--relay-family", type=click.Choice(["ipv4", "ipv6", "both"]), default="ipv4",
+              show_default=True,
+              help="Relay address family to request (REQUESTED-ADDRESS-FAMILY); ipv4, as "
+                   "browsers do, sends no attribute.")
 @click.option("--matrix", is_flag=True,
               help="Probe each --turn host over UDP, TCP and TLS on ports 3478, 443, 5349 "
                    "(and each --port): which way out works?")
@@ -141,7 +145,8 @@ def gather(ctx: click.Context, stun_servers: tuple[ServerSpec, ...],
            turn_servers: tuple[ServerSpec, ...], username: str | None, credential: str | None,
            turn_secret: str | None, turn_secret_file: str | None, turn_user: str,
            separator: str, ttl: int, ca_file: str | None, insecure: bool, timeout: float,
-           require: str, ignore: tuple[str, ...], slow_ms: float, matrix: bool,
+           require: str, ignore: tuple[str, ...], slow_ms: float, relay_family: str,
+           matrix: bool,
            ports: tuple[int, ...], redact: str | None,
            as_json: bool, verbose: bool) -> int:
     """Gather candidates from STUN/TURN servers and explain every failure.
@@ -176,7 +181,7 @@ def gather(ctx: click.Context, stun_servers: tuple[ServerSpec, ...],
     credentials = _credentials(ctx, specs, username, credential)
     try:
         settings = _Settings(timeout, Requirement(require), ignore, slow_ms, as_json, verbose,
-                             ca_file, insecure, redact, matrix)
+                             ca_file, insecure, redact, matrix, relay_family)
         return _gather(specs, credentials, settings)
     except (KeyboardInterrupt, click.Abort):
         raise
@@ -299,6 +304,7 @@ class _Settings:
     insecure: bool
     redact: str | None
     matrix: bool
+    relay_family: str
 
 
 def _gather(specs: tuple[ServerSpec, ...], credentials: Credentials | None,
@@ -315,7 +321,9 @@ def _gather(specs: tuple[ServerSpec, ...], credentials: Credentials | None,
         _enable_trace()
     err = Console(stderr=True)
     options = GatherOptions(timeout=settings.timeout, credentials=credentials,
-                            ca_file=settings.ca_file, insecure=settings.insecure)
+                            ca_file=settings.ca_file, insecure=settings.insecure,
+                            relay_families={"ipv4": (None,), "ipv6": (6,),
+                                            "both": (None, 6)}[settings.relay_family])
     if err.is_terminal and not settings.verbose:
         with err.status(f"Probing {len(specs)} server(s)…", spinner="dots"):
             gathered = asyncio.run(gather(specs, options))
@@ -327,7 +335,8 @@ def _gather(specs: tuple[ServerSpec, ...], credentials: Credentials | None,
     ephemeral = ephemeral_expiry(credentials.username, time.time()) if credentials else None
     evidence = Evidence(gathered.host_candidates, gathered.results, settings.require,
                         turn_credentials=credentials is not None, slow_ms=settings.slow_ms,
-                        ephemeral=ephemeral, insecure=settings.insecure, matrix=settings.matrix)
+                        ephemeral=ephemeral, insecure=settings.insecure, matrix=settings.matrix,
+                        relay_family=settings.relay_family)
     report = Report(gathered, tuple(evaluate(evidence, settings.ignore)), settings.require,
                     matrix=settings.matrix)
     if settings.redact is not None:

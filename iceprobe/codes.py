@@ -111,7 +111,7 @@ CODES: tuple[CodeInfo, ...] = (
            "The server cannot allocate a relay of the address family the client asked for "
            "(REQUESTED-ADDRESS-FAMILY).",
            "Ask for the other family (IPv4 is the default), or give the server a relay "
-           "address of that family."),
+           "address of that family.", "address-family-not-supported"),
     _entry(441, "Wrong Credentials", _RFC8656, (TURN_SERVER,),
            "A request on an existing allocation used credentials other than the ones that "
            "created it.", "Use the same username and credential for the whole allocation.",

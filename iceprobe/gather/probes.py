@@ -66,12 +66,12 @@ async def binding(channel: Channel, deadline: float) -> Address:
 
 
 async def allocate(channel: Channel, credentials: Credentials | None,
-                   deadline: float) -> Allocation:
+                   deadline: float, family: int | None = None) -> Allocation:
     """Create a TURN allocation, answering the long-term credential challenge."""
     auth: LongTermAuth | None = None
     stale_retries = 0
     recovered: list[ProbeFailure] = []
-    response = await channel.transact(wire.allocate_request(None), deadline)
+    response = await channel.transact(wire.allocate_request(None, family), deadline)
     while response.is_error:
         code = response.error_code
         if (code == 401 and auth is None and credentials is not None
@@ -88,7 +88,7 @@ async def allocate(channel: Channel, credentials: Credentials | None,
                                        response.realm or auth.realm, response.nonce)
         else:
             raise _error_failure(response)
-        response = await channel.transact(wire.allocate_request(auth), deadline)
+        response = await channel.transact(wire.allocate_request(auth, family), deadline)
 
     if response.relayed_address is None:
         raise ProbeFailure(Cause.MALFORMED,

@@ -45,6 +45,9 @@ class GatherOptions:
     ca_file: str | None = None
     #: Skip certificate and hostname verification (the report says so).
     insecure: bool = False
+    #: Relay address families to request: (None,) is the default IPv4 without the
+    #: attribute, as browsers do; 6 asks for IPv6 with REQUESTED-ADDRESS-FAMILY.
+    relay_families: tuple[int | None, ...] = (None,)
 
 
 def priority(kind: CandidateType, address: str) -> int:
@@ -142,8 +145,10 @@ async def _probe_server(run: _Run, spec: ServerSpec) -> ProbeResult:
                                f"this machine has no {families} address to reach {spec.host} from")
         return _result(spec, start, [], [_event(run, spec, failure)], addresses)
 
+    relay_families = run.options.relay_families if spec.is_turn else (None,)
     outcomes = await asyncio.gather(*(
-        _attempt(run, spec, local, (server, spec.port)) for local, server in pairs))
+        _attempt(run, spec, local, (server, spec.port), family=family)
+        for local, server in pairs for family in relay_families))
     candidates = [c for found, _ in outcomes for c in found]
     errors = [e for _, events in outcomes for e in events]
     return _result(spec, start, candidates, errors, addresses)
@@ -166,13 +171,14 @@ def _event(run: _Run, spec: ServerSpec, failure: ProbeFailure, local_ip: str | N
 
 
 async def _attempt(run: _Run, spec: ServerSpec, local_ip: str, server: Address,
-                   follow_redirect: bool = True) -> tuple[list[Candidate], list[ErrorEvent]]:
+                   follow_redirect: bool = True, family: int | None = None
+                   ) -> tuple[list[Candidate], list[ErrorEvent]]:
     """One local address against one server address: candidates and error events."""
     channel: Channel | None = None
     try:
         channel = await _open(run, spec, local_ip, server)
         if spec.is_turn:
-            return await _turn(run, spec, channel)
+            return await _turn(run, spec, channel, family)
         mapped = await probes.binding(channel, run.deadline)
         return [_reflexive(run, spec, mapped, channel.local_address)], []
     except probes.Redirect as redirect:
@@ -184,7 +190,7 @@ async def _attempt(run: _Run, spec: ServerSpec, local_ip: str, server: Address,
         if channel is not None:
             channel.close()
             channel = None
-        found, events = await _attempt(run, spec, local_ip, redirect.alternate, False)
+        found, events = await _attempt(run, spec, local_ip, redirect.alternate, False, family)
         return found, [event, *events]
     except ProbeFailure as failure:
         local_port = channel.local_address[1] if channel else None
@@ -206,9 +212,9 @@ async def _open(run: _Run, spec: ServerSpec, local_ip: str, server: Address) -> 
     return await open_stream(local_ip, server, run.deadline, tls, spec.host)
 
 
-async def _turn(run: _Run, spec: ServerSpec,
-                channel: Channel) -> tuple[list[Candidate], list[ErrorEvent]]:
-    allocation = await probes.allocate(channel, run.options.credentials, run.deadline)
+async def _turn(run: _Run, spec: ServerSpec, channel: Channel,
+                family: int | None) -> tuple[list[Candidate], list[ErrorEvent]]:
+    allocation = await probes.allocate(channel, run.options.credentials, run.deadline, family)
     found: list[Candidate] = []
     mapped = allocation.mapped_address
     relayed = allocation.relayed_address

@@ -22,6 +22,8 @@ Address = tuple[str, int]
 _ERROR_CODE_ATTR = 0x0009
 #: RFC 8489 section 14.15; aioice's parser skips it.
 _ALTERNATE_SERVER_ATTR = 0x8023
+#: RFC 8656 section 18.1; not in aioice's attribute table.
+_REQUESTED_ADDRESS_FAMILY_ATTR = 0x0017
 
 
 @dataclass(frozen=True)
@@ -90,11 +92,35 @@ def binding_request() -> Request:
     return Request("Binding", message.transaction_id, bytes(message))
 
 
-def allocate_request(auth: LongTermAuth | None) -> Request:
-    """A TURN Allocate request for a UDP relay (RFC 8656 section 7.1)."""
+def allocate_request(auth: LongTermAuth | None, family: int | None = None) -> Request:
+    """A TURN Allocate request for a UDP relay (RFC 8656 section 7.1), asking for an IPv6
+    relay (family 6) with REQUESTED-ADDRESS-FAMILY when told to (RFC 8656 section 18.1)."""
     message = stun.Message(message_method=stun.Method.ALLOCATE, message_class=stun.Class.REQUEST)
     message.attributes["REQUESTED-TRANSPORT"] = UDP_TRANSPORT
-    return _finish(message, "Allocate", auth)
+    if family is None:
+        return _finish(message, "Allocate", auth)
+    # aioice has no entry for REQUESTED-ADDRESS-FAMILY (0x0017): append it raw, then sign.
+    value = bytes([0x02 if family == 6 else 0x01, 0, 0, 0])
+    data = bytes(message) + struct.pack("!HH", _REQUESTED_ADDRESS_FAMILY_ATTR, 4) + value
+    data = _with_length(data)
+    if auth is not None:
+        data = _append_auth(data, auth)
+    return Request(f"Allocate(IPv{family})", message.transaction_id, data)
+
+
+def _with_length(data: bytes) -> bytes:
+    return data[:2] + struct.pack("!H", len(data) - HEADER_LENGTH) + data[4:]
+
+
+def _append_auth(data: bytes, auth: LongTermAuth) -> bytes:
+    """USERNAME, REALM, NONCE, MESSAGE-INTEGRITY and FINGERPRINT after raw attributes."""
+    for attr_type, value in ((0x0006, auth.username.encode()), (0x0014, auth.realm.encode()),
+                             (0x0015, auth.nonce)):
+        data += struct.pack("!HH", attr_type, len(value)) + value + bytes(-len(value) % 4)
+    integrity = stun.message_integrity(data, auth.key)
+    data = _with_length(data + struct.pack("!HH", 0x0008, 20) + integrity)
+    fingerprint = stun.message_fingerprint(data)
+    return _with_length(data + struct.pack("!HHI", 0x8028, 4, fingerprint))
 
 
 def release_request(auth: LongTermAuth | None) -> Request:

@@ -23,6 +23,7 @@ from .gathering import (
 from .network import (
     no_nat,
     relay_address_private,
+    relay_family_ignored,
     slow_server,
     transport_matrix,
     turn_credentials_expiry,
@@ -47,6 +48,7 @@ RULES: tuple[Rule, ...] = (
     relay_address_private,
     udp_blocked,
     transport_matrix,
+    relay_family_ignored,
     slow_server,
     no_nat,
     all_candidates_gathered,
@@ -62,7 +64,8 @@ VERDICT_IDS: tuple[str, ...] = (
     "allocation-mismatch", "alternate-server", "stale-nonce", "server-incompatible",
     "server-internal-error", "turn-credentials-expired", "turn-credentials-far-future",
     "tls-certificate-untrusted", "tls-hostname-mismatch", "tls-certificate-expired",
-    "tls-verification-disabled", "transport-matrix",
+    "tls-verification-disabled", "transport-matrix", "address-family-not-supported",
+    "relay-family-ignored",
 )
 
 _ORDER = {Severity.FAIL: 0, Severity.WARN: 1, Severity.INFO: 2, Severity.OK: 3}

@@ -28,6 +28,8 @@ class Evidence:
     insecure: bool = False
     #: The TURN servers are a transport matrix (--matrix): one verdict sums them up.
     matrix: bool = False
+    #: The relay families asked for (--relay-family): ipv4, ipv6 or both.
+    relay_family: str = "ipv4"
 
     @property
     def gathered(self) -> tuple[Candidate, ...]:

@@ -87,6 +87,28 @@ def transport_matrix(evidence: Evidence) -> list[Verdict]:
     return verdicts
 
 
+def relay_family_ignored(evidence: Evidence) -> list[Verdict]:
+    """An IPv6 relay was asked for (REQUESTED-ADDRESS-FAMILY), and the server answered with
+    an IPv4 relay instead of a 440."""
+    if evidence.relay_family == "ipv4":
+        return []
+    verdicts = []
+    for result in evidence.results:
+        relays = [c for c in result.candidates if c.type is CandidateType.RELAY]
+        if (not result.server.is_turn or not relays or any(":" in c.address for c in relays)
+                or any(e.error_code == 440 for e in result.errors)):
+            continue
+        verdicts.append(Verdict(
+            id="relay-family-ignored", severity=Severity.WARN,
+            title=f"{result.server.url} ignored the request for an IPv6 relay",
+            detail="The Allocate asked for an IPv6 relay (REQUESTED-ADDRESS-FAMILY) and the "
+                   "server returned only IPv4 relays, without a 440.",
+            hint="The server does not implement RFC 8656 address families (or has no IPv6 "
+                 "relay address); IPv6-only peers cannot be relayed by it.",
+            urls=(result.server.url,)))
+    return verdicts
+
+
 def no_nat(evidence: Evidence) -> list[Verdict]:
     urls = sorted({c.url for c in evidence.gathered if c.type is CandidateType.SRFLX
                    and c.url and c.address == c.related_address})

@@ -9,7 +9,7 @@ from .evidence import Evidence, failure_severity, local_addresses
 
 #: Verdicts that are only `info` when the server still yielded its candidate: the client
 #: recovered by design (a retry with the new nonce, a followed redirect).
-_RECOVERABLE = {"stale-nonce", "alternate-server"}
+_RECOVERABLE = {"stale-nonce", "alternate-server", "address-family-not-supported"}
 
 
 def _verdict_of(event: ErrorEvent) -> str:
@@ -46,7 +46,9 @@ def _judge(evidence: Evidence, result: ProbeResult, verdict_id: str,
         outcome = (f" The server still gave its {result.server.expected_candidate.value} "
                    "candidate: " + ("authentication did not fail, the retry with the new "
                                     "nonce succeeded." if verdict_id == "stale-nonce"
-                                    else "the redirect was followed and worked."))
+                                    else "the redirect was followed and worked."
+                                    if verdict_id == "alternate-server"
+                                    else "the other address family works."))
     elif result.ok:
         severity = Severity.WARN
         outcome = " The server still gave its candidate from another address."

@@ -124,3 +124,12 @@ def test_verdict_ids_list_every_id_the_rules_can_produce() -> None:
     produced = set(re.findall(r'\bid="([a-z0-9-]+)"', source))
     produced |= set(re.findall(r'verdict="([a-z0-9-]+)"', source))
     assert produced <= set(rules.VERDICT_IDS)
+
+
+def test_ipv4_relay_when_ipv6_was_asked_is_relay_family_ignored() -> None:
+    url = "turn:turn.example.com"
+    v4 = result(url, relay(url, "45.10.20.31"))
+    assert verdicts(v4, relay_family="ipv6")["relay-family-ignored"].severity is Severity.WARN
+    assert "relay-family-ignored" not in verdicts(v4)
+    v6 = result(url, relay(url, "2a01:4f8::5"))
+    assert "relay-family-ignored" not in verdicts(v6, relay_family="ipv6")

@@ -94,6 +94,9 @@ def start_coturn(ip: str, *extra: str, user: str = LAB_USER,
 
 def _wait_until_answering(server: Coturn, budget: float = 10.0) -> None:
     family = socket.AF_INET6 if ":" in server.ip else socket.AF_INET
+    if "--no-udp" in server.extra:
+        _wait_until_accepting(server, family, budget)
+        return
     request = struct.pack("!HHI12s", 0x0001, 0, 0x2112A442, os.urandom(12))
     deadline = time.monotonic() + budget
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
@@ -109,6 +112,20 @@ def _wait_until_answering(server: Coturn, budget: float = 10.0) -> None:
             except OSError:
                 time.sleep(0.02)
     raise RuntimeError(f"coturn did not answer within {budget} s:\n{server.log()[-2000:]}")
+
+
+def _wait_until_accepting(server: Coturn, family: int, budget: float) -> None:
+    deadline = time.monotonic() + budget
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"coturn exited with {server.process.returncode}:\n"
+                               f"{server.log()[-2000:]}")
+        try:
+            with socket.create_connection((server.ip, server.port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"coturn did not accept TCP within {budget} s:\n{server.log()[-2000:]}")
 
 
 class SilentServer:

@@ -130,3 +130,21 @@ def test_transport_matrix_shows_which_ways_out_work(lab: LabNetwork, coturn: Sta
     [verdict] = [v for v in document["verdicts"] if v["id"] == "transport-matrix"]  # type: ignore[attr-defined]
     assert verdict["severity"] == "ok"
     assert f"udp/{server.port}" in verdict["title"] and f"tls/{tls_port}" in verdict["title"]
+
+
+@pytest.mark.parametrize("layout, works, fails", [
+    ("--no-udp", "tcp", ("udp", "701 unreachable")),
+    ("--no-tcp", "udp", ("tcp", "701 refused")),
+])
+def test_matrix_reports_a_single_transport_listener(lab: LabNetwork, coturn: StartCoturn,
+                                                    layout: str, works: str,
+                                                    fails: tuple[str, str]) -> None:
+    server = coturn(layout)
+    code, document = gather_json("--matrix", "--turn", f"turn:{lab.ipv4}", "--port",
+                                 str(server.port), "--timeout", "2")
+    assert code == 0, document
+    matrix = document["matrix"]
+    assert isinstance(matrix, list)
+    cell = {(c["transport"], c["port"]): c for c in matrix}
+    assert cell[(works, server.port)]["ok"]
+    assert cell[(fails[0], server.port)]["result"] == fails[1]

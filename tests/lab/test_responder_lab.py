@@ -107,3 +107,24 @@ def test_an_answer_after_600_ms_is_slow_server(lab: LabNetwork,
     report = probe(f"stun:{server.ip}:{server.port}")
     assert report.errors == ()
     assert verdicts(report)["slow-server"] is Severity.WARN
+
+
+def test_server_ignoring_the_ipv6_relay_request_is_reported(
+        lab: LabNetwork, responder: StartResponder) -> None:
+    def script(request: stun.Message, peer: tuple[str, int]) -> bytes:
+        if request.message_method == stun.Method.REFRESH:
+            return success_response(request, LIFETIME=0)
+        if "NONCE" not in request.attributes:
+            return error_response(request, 401, "Unauthorized", REALM="lab", NONCE=b"n")
+        return success_response(request, XOR_RELAYED_ADDRESS=(lab.ipv4, 50124),
+                                XOR_MAPPED_ADDRESS=peer, LIFETIME=600)
+
+    server = responder(script)
+    report = asyncio.run(gather([parse_server_url(f"turn:{server.ip}:{server.port}")],
+                                GatherOptions(timeout=2, credentials=CREDENTIALS,
+                                              relay_families=(6,))))
+    assert report.errors == ()
+    evidence = Evidence(report.host_candidates, report.results, turn_credentials=True,
+                        relay_family="ipv6")
+    found = {v.id: v.severity for v in evaluate(evidence)}
+    assert found["relay-family-ignored"] is Severity.WARN

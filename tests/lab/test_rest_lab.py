@@ -82,7 +82,10 @@ def test_expired_credentials_are_named_expired_not_just_401(lab: LabNetwork,
 def test_secret_and_derived_password_never_printed(lab: LabNetwork,
                                                    coturn: StartCoturn) -> None:
     server = rest_coturn(coturn)
-    for extra in ((), ("--json",), ("--verbose",), ("--verbose", "--json")):
+    modes: tuple[tuple[str, ...], ...] = (
+        (), ("--json",), ("--verbose",), ("--verbose", "--json"), ("--redact=all",),
+        ("--matrix", "--port", str(server.port), "--timeout", "1", "--verbose"))
+    for extra in modes:
         for secret in (SECRET, "not-the-secret"):
             done = run_cli("--turn", server.url("turn"), "--turn-secret", secret, *extra)
             output = done.stdout + done.stderr
@@ -92,3 +95,13 @@ def test_secret_and_derived_password_never_printed(lab: LabNetwork,
             for moment in (now, now - 1, now - 2):
                 derived = rest_credentials(secret, "iceprobe", 3600, ":", moment).password
                 assert derived not in output
+
+
+def test_far_future_credentials_work_but_warn_about_clock_skew(
+        lab: LabNetwork, coturn: StartCoturn) -> None:
+    server = rest_coturn(coturn)
+    skewed = rest_credentials(SECRET, "alice", 30 * 86400, ":", time.time())
+    done = run_cli("--turn", server.url("turn"), "-u", skewed.username, "-p", skewed.password,
+                   "--json")
+    assert done.returncode == 0, done.stdout
+    assert verdict_ids(done)["turn-credentials-far-future"] == "warn"

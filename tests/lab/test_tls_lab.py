@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -148,3 +150,39 @@ def test_matrix_reports_a_single_transport_listener(lab: LabNetwork, coturn: Sta
     cell = {(c["transport"], c["port"]): c for c in matrix}
     assert cell[(works, server.port)]["ok"]
     assert cell[(fails[0], server.port)]["result"] == fails[1]
+
+
+def test_tls_handshake_that_never_completes_is_a_handshake_failure(
+        lab: LabNetwork, coturn: StartCoturn) -> None:
+    server = coturn()  # no TLS listener: its TCP port never answers a ClientHello
+    code, document = gather_json("--turn", f"turns:{lab.ipv4}:{server.port}",
+                                 "--timeout", "1")
+    assert code == 1
+    [event] = errors(document)
+    assert (event["error_code"], event["cause"], event["problem"]) == (701, "tls", "handshake")
+    assert "timed out" in str(event["error_text"])
+    assert verdicts(document)["server-unreachable"] == "fail"
+
+
+def test_tls_to_a_server_speaking_another_protocol_is_a_handshake_failure(
+        lab: LabNetwork) -> None:
+    listener = socket.create_server((lab.ipv4, 0))
+    port = listener.getsockname()[1]
+
+    def answer_like_http() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(4096)
+            connection.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+
+    thread = threading.Thread(target=answer_like_http, daemon=True)
+    thread.start()
+    try:
+        code, document = gather_json("--turn", f"turns:{lab.ipv4}:{port}")
+    finally:
+        thread.join(timeout=5)
+        listener.close()
+    assert code == 1
+    [event] = errors(document)
+    assert (event["cause"], event["problem"]) == ("tls", "handshake")
+    assert "TLS handshake" in str(event["error_text"]) and "failed" in str(event["error_text"])

@@ -97,6 +97,8 @@ def _verdict_ids(ctx: click.Context, param: click.Parameter,
               help="TURN username (env ICEPROBE_USERNAME).")
 @click.option("-p", "--credential", envvar="ICEPROBE_CREDENTIAL", metavar="SECRET",
               show_envvar=False, help="TURN password (env ICEPROBE_CREDENTIAL); never printed.")
+@click.option("--credential-file", type=click.Path(dir_okay=False), metavar="PATH",
+              help="Read the TURN password from a file instead of -p.")
 @click.option("--turn-secret", envvar="ICEPROBE_TURN_SECRET", metavar="SECRET",
               help="TURN REST API shared secret (coturn static-auth-secret; env "
                    "ICEPROBE_TURN_SECRET): makes ephemeral credentials. Never printed.")
@@ -143,7 +145,8 @@ def _verdict_ids(ctx: click.Context, param: click.Parameter,
 @click.pass_context
 def gather(ctx: click.Context, stun_servers: tuple[ServerSpec, ...],
            turn_servers: tuple[ServerSpec, ...], username: str | None, credential: str | None,
-           turn_secret: str | None, turn_secret_file: str | None, turn_user: str,
+           credential_file: str | None, turn_secret: str | None,
+           turn_secret_file: str | None, turn_user: str,
            separator: str, ttl: int, ca_file: str | None, insecure: bool, timeout: float,
            require: str, ignore: tuple[str, ...], slow_ms: float, relay_family: str,
            matrix: bool,
@@ -166,6 +169,11 @@ def gather(ctx: click.Context, stun_servers: tuple[ServerSpec, ...],
                                           [*DEFAULT_PORTS, *ports]))
         require = Requirement.ANY.value  # one way out is enough; the matrix says which
     specs = stun_servers + turn_servers
+    if credential_file is not None:
+        if credential is not None:
+            raise click.UsageError("give the TURN password once: -p/--credential (or "
+                                   "ICEPROBE_CREDENTIAL) or --credential-file", ctx=ctx)
+        credential = _read_secret_file(ctx, "--credential-file", credential_file)
     secret = _secret(ctx, turn_secret, turn_secret_file)
     if secret is not None:
         if username is not None or credential is not None:
@@ -257,19 +265,25 @@ def _ca_file(ctx: click.Context, param: click.Parameter, value: str | None) -> s
     return value
 
 
+def _read_secret_file(ctx: click.Context, option: str, path: str) -> str:
+    """A secret from a file, without its line ending; never echoes the content."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            value = handle.read().strip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not text"
+        raise click.UsageError(f"{option} {path!r}: {reason}", ctx=ctx) from None
+    if not value:
+        raise click.UsageError(f"{option} {path!r} is empty", ctx=ctx)
+    return value
+
+
 def _secret(ctx: click.Context, secret: str | None, path: str | None) -> str | None:
     if secret is not None and path is not None:
         raise click.UsageError("give the TURN secret once: --turn-secret (or "
                                "ICEPROBE_TURN_SECRET) or --turn-secret-file", ctx=ctx)
     if path is not None:
-        try:
-            with open(path, encoding="utf-8") as handle:
-                secret = handle.read().strip("\r\n")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not text"
-            raise click.UsageError(f"--turn-secret-file {path!r}: {reason}", ctx=ctx) from None
-        if not secret:
-            raise click.UsageError(f"--turn-secret-file {path!r} is empty", ctx=ctx)
+        secret = _read_secret_file(ctx, "--turn-secret-file", path)
     if secret is not None and not secret:
         raise click.UsageError("--turn-secret is empty", ctx=ctx)
     return secret

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -236,6 +237,17 @@ def test_allocations_are_released_so_quota_of_one_never_runs_out(
         report = probe(url)
         assert report.errors == (), f"probe {attempt + 1}: {report.errors}"
         assert types_by_url(report)[url] == {"relay", "srflx"}
+
+
+def test_credential_file_is_read_and_never_printed(lab: LabNetwork, coturn: StartCoturn,
+                                                  tmp_path: Path) -> None:
+    server = coturn()
+    password_file = tmp_path / "password"
+    password_file.write_text(LAB_PASSWORD + "\n")
+    run = run_cli("gather", "--turn", server.url("turn"), "-u", LAB_USER,
+                  "--credential-file", str(password_file), "--verbose")
+    assert run.code == 0, run.stdout
+    assert LAB_PASSWORD not in run.stdout + run.stderr
 
 
 def test_verbose_traces_transactions_to_stderr_only(lab: LabNetwork,

@@ -70,7 +70,7 @@ CODES: tuple[CodeInfo, ...] = (
            "Check the server's access rules (coturn: denied-peer-ip, allowed-peer-ip, "
            "no-loopback-peers, no-multicast-peers) for this user and peer.",
            "forbidden", aliases=("Forbidden IP",)),
-    _entry(405, "Mobility Forbidden", "RFC 8016 section 3", (TURN_SERVER,),
+    _entry(405, "Mobility Forbidden", "RFC 8016 section 3.4", (TURN_SERVER,),
            "The client asked for a mobile allocation (MOBILITY-TICKET) that the server does "
            "not allow.",
            "Do not request TURN mobility from this server, or enable it on the server.",
@@ -137,7 +137,7 @@ CODES: tuple[CodeInfo, ...] = (
            "LIFETIME 0 leave allocations behind, which hold the quota until they expire "
            "(600 s by default in coturn); raise the quota (coturn: user-quota) if the load "
            "is real.", "allocation-quota-reached"),
-    _entry(487, "Role Conflict", "RFC 8445 section 7.3.1.1", (BROWSER,),
+    _entry(487, "Role Conflict", "RFC 8445 section 16.2 (RFC 5245 section 19.2)", (BROWSER,),
            "ICE: both agents claimed the same controlling or controlled role in a "
            "connectivity check; the agents swap roles and retry. Not sent by STUN/TURN "
            "servers.", "Nothing normally; if it repeats, the two ICE agents disagree on "
@@ -170,6 +170,14 @@ def _cause(cause: Cause, meaning: str, remedy: str, aliases: tuple[str, ...] = (
                     else "server-unreachable", cause=cause.value, aliases=aliases)
 
 
+#: One entry per iceprobe cause, in `Cause` order. The aliases are libwebrtc's errorText
+#: strings (stun_port.cc, turn_port.cc), so `match_text` maps what a browser printed to its
+#: cause. Two of them are a judgement call, since libwebrtc says them for more than one
+#: cause: "Failed to connect to TURN server." comes from a TCP/TLS connect that failed,
+#: which is almost always a reset (nothing listens), so it maps to `refused`; "TURN server
+#: connection closed" comes once the connection was up, so it maps to `closed`. MALFORMED
+#: and INTERNAL are not reachability failures (`ErrorEvent.is_unreachable` is False), so
+#: they lead to `server-error`, not `server-unreachable`.
 CAUSES_701: tuple[CodeInfo, ...] = (
     _cause(Cause.DNS, "The server's name did not resolve (NXDOMAIN, no A/AAAA record, or no "
            "resolver answer).",
@@ -198,7 +206,8 @@ CAUSES_701: tuple[CodeInfo, ...] = (
            "request.", "Check the server's logs: it may reject the client or crash.",
            ("TURN server connection closed.",)),
     _cause(Cause.TIMEOUT, "No answer arrived within the time budget: the server is down, or "
-           "a firewall silently drops the traffic (often UDP on corporate networks).",
+           "a firewall silently drops the traffic (often UDP on corporate networks). Browsers "
+           "take about 40 s to report this; iceprobe reports it after its own budget.",
            "Check that the server runs and that UDP 3478 (or the port used) is open; where "
            "UDP is blocked, offer TURN over TCP or TLS on port 443.",
            ("STUN binding request timed out.", "TURN allocate request timed out.")),
@@ -234,9 +243,10 @@ def lookup(code: int) -> CodeInfo:
         return _BY_CODE[code]
     for low, high, kind, meaning, remedy, verdict in _CLASSES:
         if low <= code <= high:
-            return CodeInfo(code, f"Unknown {code // 100}xx ({kind})", "RFC 8489 section 14.8",
-                            (BROWSER,) if code >= 700 else _BOTH, meaning, remedy, verdict,
-                            generic=True)
+            browser = code >= 700
+            return CodeInfo(code, f"Unknown {code // 100}xx ({kind})",
+                            _W3C if browser else _RFC8489, (BROWSER,) if browser else _BOTH,
+                            meaning, remedy, verdict, generic=True)
     return CodeInfo(code, "Not a valid STUN error code", "RFC 8489 section 14.8", (),
                     "STUN error codes run from 300 to 699; this value is outside that range "
                     "(a broken server, or not a STUN server).",

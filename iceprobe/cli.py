@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 from . import __version__
-from .model import Credentials, Requirement, Scheme, ServerSpec
+from .model import SERVER_UNREACHABLE_CODE, Credentials, Requirement, Scheme, ServerSpec
 
 if TYPE_CHECKING:
     from .codes import CodeInfo
@@ -239,7 +239,7 @@ def _explain_entries(text: str) -> list[CodeInfo]:
             raise click.BadParameter(f"{code} is not an error code (0-999)",
                                      param_hint="CODE_OR_TEXT")
         info = codes.lookup(code)
-        return [info, *codes.CAUSES_701] if code == codes.SERVER_UNREACHABLE else [info]
+        return [info, *codes.CAUSES_701] if code == SERVER_UNREACHABLE_CODE else [info]
     found = codes.match_text(value)
     if found is None:
         shown = value if len(value) <= 80 else value[:77] + "..."

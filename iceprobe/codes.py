@@ -9,9 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .model import SERVER_UNREACHABLE_CODE, Cause
-
-SERVER_UNREACHABLE = SERVER_UNREACHABLE_CODE
+from .model import Cause
 
 STUN_SERVER = "STUN server"
 TURN_SERVER = "TURN server"

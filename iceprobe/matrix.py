@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .model import ProbeResult, ServerSpec, Transport
+from .model import Cause, ProbeResult, ServerSpec, Transport
 from .urls import parse_server_url
 
 DEFAULT_PORTS = (3478, 443, 5349)
@@ -47,8 +47,8 @@ def cells(results: Sequence[ProbeResult]) -> list[Cell]:
             summary = "ok"
         elif result.errors:
             first = result.errors[0]
-            summary = (f"{first.error_code} {first.error_text}" if first.cause.value ==
-                       "response" else f"701 {first.cause.value}")
+            summary = (f"{first.error_code} {first.error_text}"
+                       if first.cause is Cause.RESPONSE else f"701 {first.cause.value}")
         else:
             summary = "no relay"
         found.append(Cell(spec.host, spec.transport, spec.port, result.ok, summary,

@@ -84,25 +84,21 @@ def redact(report: Report, hostnames: bool = False) -> Report:
         verdicts=tuple(_verdict(r, v) for v in report.verdicts))
 
 
-def _url(r: Redactor, url: str) -> str:
-    return r.text(url)
-
-
 def _spec(r: Redactor, spec: ServerSpec) -> ServerSpec:
     host = r.mapping.get(spec.host, spec.host)
-    return dataclasses.replace(spec, url=_url(r, spec.url), host=host)
+    return dataclasses.replace(spec, url=r.text(spec.url), host=host)
 
 
 def _candidate(r: Redactor, c: Candidate) -> Candidate:
     return dataclasses.replace(
         c, address=r.name(c.address, c.type.value),
         related_address=r.address(c.related_address, "ip"),
-        url=None if c.url is None else _url(r, c.url))
+        url=None if c.url is None else r.text(c.url))
 
 
 def _event(r: Redactor, e: ErrorEvent) -> ErrorEvent:
     return dataclasses.replace(
-        e, url=_url(r, e.url), address=r.address(e.address, "ip"),
+        e, url=r.text(e.url), address=r.address(e.address, "ip"),
         server_address=r.address(e.server_address, "server"), error_text=r.text(e.error_text))
 
 
@@ -116,7 +112,7 @@ def _result(r: Redactor, result: ProbeResult) -> ProbeResult:
 
 def _verdict(r: Redactor, v: Verdict) -> Verdict:
     return dataclasses.replace(v, title=r.text(v.title), detail=r.text(v.detail),
-                               urls=tuple(_url(r, u) for u in v.urls))
+                               urls=tuple(r.text(u) for u in v.urls))
 
 
 __all__ = ["Redactor", "redact"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..model import GatherReport, Requirement, Severity, Verdict
+from ..model import GatherReport, Requirement, Verdict
+from ..rules import passed
 
 
 @dataclass(frozen=True)
@@ -16,4 +17,4 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return not any(v.severity is Severity.FAIL for v in self.verdicts)
+        return passed(self.verdicts)

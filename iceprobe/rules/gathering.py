@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..codes import for_cause
 from ..model import (
     CandidateType,
     Cause,
@@ -15,20 +16,10 @@ from ..model import (
 from .evidence import Evidence, failure_severity, local_addresses
 from .tls import TLS_VERDICTS
 
-_UNREACHABLE_HINTS = {
-    Cause.DNS: "Check the host name and this machine's DNS configuration.",
-    Cause.SOCKET: "This machine could not open a socket towards the server: check its "
-                  "network interfaces and local firewall.",
-    Cause.UNREACHABLE: "Nothing answered on that address and port (an ICMP error came back): "
-                       "check the port number, that the server is running, and firewalls "
-                       "between here and there.",
-    Cause.REFUSED: "The TCP port is closed: check the port and that the server listens on TCP.",
-    Cause.TLS: "Check the server's certificate and TLS configuration.",
-    Cause.CLOSED: "The server closed the connection mid-request: check its logs.",
-    Cause.TIMEOUT: "Nothing came back at all: the server is down or a firewall drops the "
-                   "traffic. Networks that block UDP often still allow TURN over TCP or TLS "
-                   "on port 443.",
-}
+#: What to do about each 701 cause: the remedies of the code table (iceprobe.codes), so the
+#: verdicts and `iceprobe explain` never disagree.
+_UNREACHABLE_HINTS: dict[Cause, str] = {cause: for_cause(cause).remedy for cause in Cause
+                      if cause not in (Cause.RESPONSE, Cause.MALFORMED, Cause.INTERNAL)}
 
 
 

@@ -49,9 +49,9 @@ def coturn(lab: LabNetwork) -> Iterator[Callable[..., Coturn]]:
     """Start coturn servers for one test; all are stopped after it."""
     started: list[Coturn] = []
 
-    def start(*extra: str, ip: str | None = None,
-              tls: tuple[str, str] | None = None) -> Coturn:
-        server = start_coturn(ip or lab.ipv4, *extra, tls=tls)
+    def start(*extra: str, ip: str | None = None, tls: tuple[str, str] | None = None,
+              relay_ip: str | None = None) -> Coturn:
+        server = start_coturn(ip or lab.ipv4, *extra, tls=tls, relay_ip=relay_ip)
         started.append(server)
         return server
 

@@ -156,24 +156,34 @@ def _non_public(address: str) -> str | None:
 
 
 def relay_address_private(evidence: Evidence) -> list[Verdict]:
+    """A relay address peers cannot reach: non-public while the server was reached at a public
+    address (the missing `external-ip`), or of a family nobody asked for."""
     verdicts = []
     for result in evidence.results:
+        relays = [c for c in result.candidates if c.type is CandidateType.RELAY]
         public = [a for a in result.addresses if ipaddress.ip_address(a).is_global]
-        if not public:
-            continue
-        for relay in (c for c in result.candidates if c.type is CandidateType.RELAY):
-            kind = _non_public(relay.address)
-            if kind is None:
-                continue
-            verdicts.append(Verdict(
-                id="relay-address-private", severity=Severity.FAIL,
-                title=f"{result.server.url} hands out a {kind} relay address",
-                detail=f"The relay candidate {relay.address}:{relay.port} is {kind}, but the "
-                       f"server was reached at the public address {public[0]}: peers on "
-                       "the Internet cannot send to the relay.",
-                hint="Set the server's public address (coturn: external-ip=PUBLIC/PRIVATE), "
-                     "as cloud TURN servers behind 1:1 NAT need.",
-                urls=(result.server.url,)))
+        for relay in relays:
+            kind = _non_public(relay.address) if public else None
+            if kind is not None:
+                verdicts.append(Verdict(
+                    id="relay-address-private", severity=Severity.FAIL,
+                    title=f"{result.server.url} hands out a {kind} relay address",
+                    detail=f"The relay candidate {relay.address}:{relay.port} is {kind}, but "
+                           f"the server was reached at the public address {public[0]}: peers "
+                           "on the Internet cannot send to the relay.",
+                    hint="Set the server's public address (coturn: external-ip=PUBLIC/PRIVATE), "
+                         "as cloud TURN servers behind 1:1 NAT need.",
+                    urls=(result.server.url,)))
+            elif evidence.relay_family == "ipv4" and ":" in relay.address:
+                verdicts.append(Verdict(
+                    id="relay-address-private", severity=Severity.WARN,
+                    title=f"{result.server.url} hands out an IPv6 relay address unasked",
+                    detail=f"The relay candidate {relay.address}:{relay.port} is IPv6, but the "
+                           "Allocate asked for the default family, which RFC 8656 makes IPv4: "
+                           "IPv4-only peers cannot send to it.",
+                    hint="Check the server's relay-ip settings; an IPv4 relay address is "
+                         "expected unless REQUESTED-ADDRESS-FAMILY asks for IPv6.",
+                    urls=(result.server.url,)))
     return verdicts
 
 

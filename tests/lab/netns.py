@@ -18,6 +18,8 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 CLONE_NEWNS = 0x00020000
@@ -28,6 +30,10 @@ MS_PRIVATE = 0x40000
 
 LAB_IPV4 = "198.18.0.10"
 LAB_IPV6 = "fd00::10"
+#: A global-scope address put on the lab's veth only while a test needs it (see
+#: `public_address`), inside the lab's own network namespace, which has no route out: a TURN
+#: server "reached at a public address" for relay-address-private. Nothing leaves the namespace.
+LAB_PUBLIC_IPV4 = "45.10.20.30"
 #: A name with both an A and an AAAA record, for the harmless-701 case.
 DUAL_STACK_NAME = "dual.lab.test"
 #: A name with only an A record.
@@ -97,7 +103,22 @@ def enter_lab_network() -> LabNetwork:
         "ip link set lab0 up",
     ]
     for command in commands:
-        done = subprocess.run(command.split(), capture_output=True, text=True)
-        if done.returncode != 0:
-            raise LabUnavailable(f"`{command}` failed: {done.stderr.strip()}")
+        _ip(command)
     return LabNetwork(LAB_IPV4, LAB_IPV6, workdir)
+
+
+def _ip(command: str) -> None:
+    done = subprocess.run(command.split(), capture_output=True, text=True)
+    if done.returncode != 0:
+        raise LabUnavailable(f"`{command}` failed: {done.stderr.strip()}")
+
+
+@contextmanager
+def public_address(address: str = LAB_PUBLIC_IPV4) -> Iterator[str]:
+    """Give the lab's veth a global-scope address for the duration of a block. It is an
+    extra local address too, so gathering binds a host candidate on it meanwhile."""
+    _ip(f"ip addr add {address}/32 dev lab0")
+    try:
+        yield address
+    finally:
+        _ip(f"ip addr del {address}/32 dev lab0")

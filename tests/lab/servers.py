@@ -57,7 +57,8 @@ class Coturn:
 
 
 def start_coturn(ip: str, *extra: str, user: str = LAB_USER,
-                 password: str = LAB_PASSWORD, tls: tuple[str, str] | None = None) -> Coturn:
+                 password: str = LAB_PASSWORD, tls: tuple[str, str] | None = None,
+                 relay_ip: str | None = None) -> Coturn:
     """Start a foreground coturn on `ip` with its own ports and wait until it answers."""
     binary = shutil.which("turnserver")
     if binary is None:
@@ -70,7 +71,7 @@ def start_coturn(ip: str, *extra: str, user: str = LAB_USER,
     log_path = os.path.join(workdir, "turn.log")
     args = [
         binary, "-c", empty_conf, "-n",
-        f"--listening-ip={ip}", f"--listening-port={port}", f"--relay-ip={ip}",
+        f"--listening-ip={ip}", f"--listening-port={port}", f"--relay-ip={relay_ip or ip}",
         f"--min-port={relay}", f"--max-port={relay + 31}",
         f"--realm={LAB_REALM}", "--lt-cred-mech", f"--user={user}:{password}",
         *(("--no-tls",) if tls is None else

@@ -15,7 +15,7 @@ from iceprobe.gather.channel import ProbeFailure, UdpChannel, open_udp
 from iceprobe.model import CandidateType, Cause, Credentials, GatherReport, Severity
 from iceprobe.rules import Evidence, evaluate
 from iceprobe.urls import parse_server_url
-from tests.lab.netns import LabNetwork
+from tests.lab.netns import LabNetwork, public_address
 from tests.lab.servers import LAB_PASSWORD, LAB_USER, Coturn
 
 pytestmark = pytest.mark.lab
@@ -159,3 +159,26 @@ def test_release_after_the_nonce_went_stale_recovers_from_438(
     time.sleep(1.3)  # coturn frees the quota on its 1 s timer
     report = probe(server.url("turn"))  # quota 1: only possible if the release worked
     assert report.errors == ()
+
+
+
+def test_private_relay_behind_a_public_listener_is_relay_address_private(
+        lab: LabNetwork, coturn: StartCoturn) -> None:
+    """The classic cloud mistake: listening on a public address, relaying on a private one,
+    and no external-ip to map the one onto the other."""
+    with public_address() as public:
+        server = coturn(ip=public, relay_ip=lab.ipv4)
+        report = probe(server.url("turn"))
+    relays = {c.address for c in report.candidates if c.type is CandidateType.RELAY}
+    assert relays == {lab.ipv4}
+    assert verdict_severities(report)["relay-address-private"] is Severity.FAIL
+
+
+def test_external_ip_mapping_clears_relay_address_private(
+        lab: LabNetwork, coturn: StartCoturn) -> None:
+    with public_address() as public:
+        server = coturn(f"--external-ip={public}/{lab.ipv4}", ip=public, relay_ip=lab.ipv4)
+        report = probe(server.url("turn"))
+    relays = {c.address for c in report.candidates if c.type is CandidateType.RELAY}
+    assert relays == {public}
+    assert "relay-address-private" not in verdict_severities(report)

@@ -133,3 +133,13 @@ def test_ipv4_relay_when_ipv6_was_asked_is_relay_family_ignored() -> None:
     assert "relay-family-ignored" not in verdicts(v4)
     v6 = result(url, relay(url, "2a01:4f8::5"))
     assert "relay-family-ignored" not in verdicts(v6, relay_family="ipv6")
+
+
+def test_ipv6_relay_nobody_asked_for_is_flagged_warn() -> None:
+    url = "turn:turn.example.com"
+    [verdict] = [v for v in verdicts(result(url, relay(url, "2a01:4f8::7"))).values()
+                 if v.id == "relay-address-private"]
+    assert verdict.severity is Severity.WARN
+    assert "IPv6" in verdict.title
+    assert "relay-address-private" not in verdicts(result(url, relay(url, "2a01:4f8::7")),
+                                                   relay_family="ipv6")

@@ -194,3 +194,75 @@ class Verdict:
     detail: str
     hint: str
     urls: tuple[str, ...] = ()
+
+
+class RelayStep(str, enum.Enum):
+    """The steps of a relay data-path check, in order; a broken path names the first that
+    did not complete."""
+
+    ALLOCATE = "allocate"
+    ICE = "ice"
+    DTLS = "dtls"
+    CHANNEL = "channel"
+    ECHO = "echo"
+    BULK = "bulk"
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Summary of a set of samples (milliseconds)."""
+
+    min: float
+    median: float
+    p95: float
+    max: float
+
+
+@dataclass(frozen=True)
+class RelayPair:
+    """The candidate pair ICE selected: both peers' relay addresses, and the transport to
+    the TURN server (the browser's relayProtocol)."""
+
+    local: str
+    local_port: int
+    remote: str
+    remote_port: int
+    relay_protocol: Transport
+
+
+@dataclass(frozen=True)
+class RelayCheck:
+    """One end-to-end data-path check through one TURN server: two WebRTC peers, both
+    relay-only, a data channel between them, echoes and a bulk transfer."""
+
+    server: ServerSpec
+    duration_ms: float
+    #: False when the check was not tried because the allocation itself failed (the gather
+    #: verdicts say why).
+    attempted: bool = True
+    #: Milliseconds from the start to both peers' ICE connected, DTLS connected, and the
+    #: data channel open on both sides; None when the step did not complete.
+    ice_connected_ms: float | None = None
+    dtls_connected_ms: float | None = None
+    channel_open_ms: float | None = None
+    pair: RelayPair | None = None
+    sent: int = 0
+    received: int = 0
+    rtt: Spread | None = None
+    #: Bulk transfer, bits per second at the receiving peer: offerer to answerer, and back.
+    throughput_up_bps: float | None = None
+    throughput_down_bps: float | None = None
+    #: The first step that did not complete, and what went wrong there.
+    failed_step: RelayStep | None = None
+    failure: str | None = None
+    #: Error events captured on the way, e.g. a 403 on ChannelBind / CreatePermission.
+    errors: tuple[ErrorEvent, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.attempted and self.failed_step is None
+
+    @property
+    def loss(self) -> float | None:
+        """The fraction of echo messages that never came back."""
+        return None if self.sent == 0 else (self.sent - self.received) / self.sent

@@ -12,7 +12,7 @@ import dataclasses
 import ipaddress
 import re
 
-from .model import Candidate, ErrorEvent, ProbeResult, ServerSpec, Verdict
+from .model import Candidate, ErrorEvent, ProbeResult, RelayCheck, ServerSpec, Verdict
 from .render.report import Report
 
 # Candidate IPs in free text: dotted quads (a ":port" may follow), and IPv6 runs of hex
@@ -77,11 +77,16 @@ def redact(report: Report, hostnames: bool = False) -> Report:
                 r.name(address, "server")
         for c in result.candidates:
             r.name(c.address, c.type.value)
+    for check in report.relays:
+        if check.pair is not None:
+            r.name(check.pair.local, "relay")
+            r.name(check.pair.remote, "relay")
     hosts = tuple(_candidate(r, c) for c in gathered.host_candidates)
     results = tuple(_result(r, res) for res in gathered.results)
     return dataclasses.replace(
         report, gather=dataclasses.replace(gathered, host_candidates=hosts, results=results),
-        verdicts=tuple(_verdict(r, v) for v in report.verdicts))
+        verdicts=tuple(_verdict(r, v) for v in report.verdicts),
+        relays=tuple(_relay(r, c) for c in report.relays))
 
 
 def _spec(r: Redactor, spec: ServerSpec) -> ServerSpec:
@@ -108,6 +113,16 @@ def _result(r: Redactor, result: ProbeResult) -> ProbeResult:
         candidates=tuple(_candidate(r, c) for c in result.candidates),
         errors=tuple(_event(r, e) for e in result.errors),
         addresses=tuple(r.name(a, "server") for a in result.addresses))
+
+
+def _relay(r: Redactor, check: RelayCheck) -> RelayCheck:
+    pair = check.pair
+    return dataclasses.replace(
+        check, server=_spec(r, check.server),
+        failure=None if check.failure is None else r.text(check.failure),
+        errors=tuple(_event(r, e) for e in check.errors),
+        pair=None if pair is None else dataclasses.replace(
+            pair, local=r.name(pair.local, "relay"), remote=r.name(pair.remote, "relay")))
 
 
 def _verdict(r: Redactor, v: Verdict) -> Verdict:

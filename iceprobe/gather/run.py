@@ -74,13 +74,19 @@ class _Run:
 
     def tls_context(self) -> ssl.SSLContext:
         if self.tls is None:
-            self.tls = ssl.create_default_context()
-            if self.options.ca_file:
-                self.tls.load_verify_locations(cafile=self.options.ca_file)
-            if self.options.insecure:
-                self.tls.check_hostname = False
-                self.tls.verify_mode = ssl.CERT_NONE
+            self.tls = tls_context(self.options)
         return self.tls
+
+
+def tls_context(options: GatherOptions) -> ssl.SSLContext:
+    """The system trust store plus --ca-file, or no verification with --insecure."""
+    context = ssl.create_default_context()
+    if options.ca_file:
+        context.load_verify_locations(cafile=options.ca_file)
+    if options.insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 async def gather(servers: Sequence[ServerSpec], options: GatherOptions) -> GatherReport:

@@ -9,7 +9,7 @@ from rich.console import Console
 
 from .. import __version__
 from ..matrix import Cell, cells
-from ..model import Candidate, ErrorEvent, ProbeResult, Verdict
+from ..model import Candidate, ErrorEvent, ProbeResult, RelayCheck, Verdict
 from .report import Report
 
 SCHEMA_VERSION = 1
@@ -30,6 +30,33 @@ def report_document(report: Report) -> dict[str, Any]:
         "verdicts": [_verdict(v) for v in report.verdicts],
         **({"matrix": [_cell(c) for c in cells(gathered.results)]}
            if report.matrix else {}),
+        **({"relay": [_relay(c) for c in report.relays]} if report.relays else {}),
+    }
+
+
+def _relay(check: RelayCheck) -> dict[str, Any]:
+    pair = check.pair
+    rtt = check.rtt
+    return {
+        "url": check.server.url,
+        "attempted": check.attempted,
+        "ok": check.ok,
+        "failed_step": check.failed_step.value if check.failed_step else None,
+        "failure": check.failure,
+        "ice_connected_ms": check.ice_connected_ms,
+        "dtls_connected_ms": check.dtls_connected_ms,
+        "channel_open_ms": check.channel_open_ms,
+        "pair": None if pair is None else {
+            "local_address": pair.local, "local_port": pair.local_port,
+            "remote_address": pair.remote, "remote_port": pair.remote_port,
+            "relay_protocol": pair.relay_protocol.value},
+        "echo": {
+            "sent": check.sent, "received": check.received, "loss": check.loss,
+            "rtt_ms": None if rtt is None else {
+                "min": rtt.min, "median": rtt.median, "p95": rtt.p95, "max": rtt.max}},
+        "throughput_bps": {"up": check.throughput_up_bps, "down": check.throughput_down_bps},
+        "duration_ms": check.duration_ms,
+        "errors": [_error(e) for e in check.errors],
     }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..model import GatherReport, Requirement, Verdict
+from ..model import GatherReport, RelayCheck, Requirement, Verdict
 from ..rules import passed
 
 
@@ -14,6 +14,8 @@ class Report:
     verdicts: tuple[Verdict, ...]
     require: Requirement
     matrix: bool = False
+    #: Relay data-path checks, when the run made any.
+    relays: tuple[RelayCheck, ...] = ()
 
     @property
     def ok(self) -> bool:

@@ -10,7 +10,8 @@ from rich.table import Table
 from rich.text import Text
 
 from ..matrix import Cell, cells
-from ..model import Candidate, ErrorEvent, ProbeResult, Severity, Verdict
+from ..model import Candidate, ErrorEvent, ProbeResult, RelayCheck, Severity, Verdict
+from ..rules.relay import describe_rate
 from .report import Report
 
 SEVERITY_STYLE = {
@@ -30,6 +31,12 @@ def render_table(report: Report, console: Console) -> None:
     console.print(_candidates_table(gathered.candidates))
     if gathered.errors:
         console.print(_errors_table(gathered.errors))
+    for check in report.relays:
+        console.print(_relay_table(check))
+    if report.relays:
+        relay_errors = tuple(e for c in report.relays for e in c.errors)
+        if relay_errors:
+            console.print(_errors_table(relay_errors, "Relay error events"))
     if report.verdicts:
         console.print(_verdicts_table(report.verdicts))
     console.print(summary_line(report))
@@ -90,8 +97,51 @@ def _candidates_table(candidates: tuple[Candidate, ...]) -> Table:
     return table
 
 
-def _errors_table(errors: tuple[ErrorEvent, ...]) -> Table:
-    table = _table("Error events")
+def _relay_table(check: RelayCheck) -> Table:
+    table = _table(f"Relay data path: {check.server.url}")
+    table.add_column("step")
+    table.add_column("result", overflow="fold")
+    if not check.attempted:
+        table.add_row("result", Text(f"not checked: {check.failure}", style="dim"))
+        return table
+    if check.ok:
+        table.add_row("result", Text("data flows", style="bold green"))
+    else:
+        step = check.failed_step.value if check.failed_step else "?"
+        table.add_row("result", Text(f"broken at {step}: {check.failure}", style="bold red"))
+    pair = check.pair
+    if pair is not None:
+        table.add_row("selected pair", Text(
+            f"{_endpoint(pair.local, pair.local_port)} ⇄ {_endpoint(pair.remote, pair.remote_port)}"
+            f"  (relay protocol {pair.relay_protocol.value})"))
+    table.add_row("connected", f"ICE {_ms(check.ice_connected_ms)} · DTLS "
+                               f"{_ms(check.dtls_connected_ms)} · channel open "
+                               f"{_ms(check.channel_open_ms)}")
+    if check.sent:
+        loss = check.loss or 0.0
+        table.add_row("echo", Text(f"{check.received}/{check.sent} back ({loss:.0%} lost)",
+                                   style="red" if loss else ""))
+    if check.rtt is not None:
+        rtt = check.rtt
+        table.add_row("round trip", f"min {rtt.min:.1f} · median {rtt.median:.1f} · p95 "
+                                    f"{rtt.p95:.1f} · max {rtt.max:.1f} ms")
+    if check.throughput_up_bps or check.throughput_down_bps:
+        table.add_row("throughput", f"{_rate(check.throughput_up_bps)} offerer → answerer · "
+                                    f"{_rate(check.throughput_down_bps)} back")
+    table.add_row("took", _ms(check.duration_ms))
+    return table
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} ms"
+
+
+def _rate(bps: float | None) -> str:
+    return describe_rate(bps) if bps else "-"
+
+
+def _errors_table(errors: tuple[ErrorEvent, ...], title: str = "Error events") -> Table:
+    table = _table(title)
     table.add_column("URL", no_wrap=True)
     table.add_column("event", overflow="fold")
     for e in errors:
@@ -134,8 +184,12 @@ def summary_line(report: Report) -> Text:
     parts = [f"{len(gathered.candidates)} candidates ({kinds or 'none'})",
              f"{working}/{len(gathered.results)} servers ok",
              f"{len(gathered.errors)} error events"]
+    if report.relays:
+        flowing = sum(1 for c in report.relays if c.ok)
+        parts.append(f"{flowing}/{len(report.relays)} relay paths carry data")
     if fails:
         parts.append(f"{fails} failing verdicts")
-    parts.append(f"{gathered.duration_ms / 1000:.2f} s")
+    took = gathered.duration_ms + sum(c.duration_ms for c in report.relays)
+    parts.append(f"{took / 1000:.2f} s")
     text.append("  " + " · ".join(parts))
     return text

@@ -10,7 +10,13 @@ import dataclasses
 from collections.abc import Collection, Sequence
 
 from ..model import Severity, Verdict
-from .evidence import DEFAULT_SLOW_MS, Evidence, Rule
+from .evidence import (
+    DEFAULT_RELAY_MAX_RTT_MS,
+    DEFAULT_RELAY_MIN_BPS,
+    DEFAULT_SLOW_MS,
+    Evidence,
+    Rule,
+)
 from .gathering import (
     all_candidates_gathered,
     no_host_candidates,
@@ -30,6 +36,7 @@ from .network import (
     turn_credentials_missing,
     udp_blocked,
 )
+from .relay import relay_data_path, relay_lossy, relay_permission_denied, relay_slow
 from .responses import server_responses
 from .tls import tls_certificates, tls_verification_disabled
 
@@ -52,6 +59,10 @@ RULES: tuple[Rule, ...] = (
     slow_server,
     no_nat,
     all_candidates_gathered,
+    relay_permission_denied,
+    relay_data_path,
+    relay_slow,
+    relay_lossy,
 )
 
 #: Every verdict id the rules can produce; `--ignore` accepts only these.
@@ -65,7 +76,8 @@ VERDICT_IDS: tuple[str, ...] = (
     "server-internal-error", "turn-credentials-expired", "turn-credentials-far-future",
     "tls-certificate-untrusted", "tls-hostname-mismatch", "tls-certificate-expired",
     "tls-verification-disabled", "transport-matrix", "address-family-not-supported",
-    "relay-family-ignored",
+    "relay-family-ignored", "relay-data-path-ok", "relay-data-path-broken",
+    "relay-permission-denied", "relay-slow", "relay-lossy",
 )
 
 _ORDER = {Severity.FAIL: 0, Severity.WARN: 1, Severity.INFO: 2, Severity.OK: 3}
@@ -91,4 +103,5 @@ def passed(verdicts: Sequence[Verdict]) -> bool:
     return not any(v.severity is Severity.FAIL for v in verdicts)
 
 
-__all__ = ["DEFAULT_SLOW_MS", "RULES", "VERDICT_IDS", "Evidence", "Rule", "evaluate", "passed"]
+__all__ = ["DEFAULT_RELAY_MAX_RTT_MS", "DEFAULT_RELAY_MIN_BPS", "DEFAULT_SLOW_MS", "RULES",
+           "VERDICT_IDS", "Evidence", "Rule", "evaluate", "passed"]

@@ -6,10 +6,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..credentials import EphemeralExpiry
-from ..model import Candidate, ErrorEvent, ProbeResult, Requirement, Severity, Verdict
+from ..model import (
+    Candidate,
+    ErrorEvent,
+    ProbeResult,
+    RelayCheck,
+    Requirement,
+    Severity,
+    Verdict,
+)
 
 #: A server whose first candidate arrives later than this is slow (milliseconds).
 DEFAULT_SLOW_MS = 500.0
+#: relay-slow thresholds: median echo round trip (ms), and the lower bulk throughput (bit/s).
+DEFAULT_RELAY_MAX_RTT_MS = 300.0
+DEFAULT_RELAY_MIN_BPS = 1_000_000.0
 
 
 @dataclass(frozen=True)
@@ -30,6 +41,10 @@ class Evidence:
     matrix: bool = False
     #: The relay families asked for (--relay-family): ipv4, ipv6 or both.
     relay_family: str = "ipv4"
+    #: Relay data-path checks (iceprobe relay, gather --relay-check), and their thresholds.
+    relays: tuple[RelayCheck, ...] = ()
+    relay_max_rtt_ms: float = DEFAULT_RELAY_MAX_RTT_MS
+    relay_min_bps: float = DEFAULT_RELAY_MIN_BPS
 
     @property
     def gathered(self) -> tuple[Candidate, ...]:

@@ -122,3 +122,18 @@ def public_address(address: str = LAB_PUBLIC_IPV4) -> Iterator[str]:
         yield address
     finally:
         _ip(f"ip addr del {address}/32 dev lab0")
+
+
+@contextmanager
+def relay_firewall(first: int, last: int) -> Iterator[None]:
+    """Drop UDP between ports of a relay range inside the lab, as a firewall that closes a
+    TURN server's relay ports would: relay-to-relay traffic dies, the TURN port still works."""
+    _ip("nft add table inet iceprobe_relay_firewall")
+    try:
+        _ip("nft add chain inet iceprobe_relay_firewall input "
+            "{ type filter hook input priority 0 ; }")
+        _ip(f"nft add rule inet iceprobe_relay_firewall input "
+            f"udp sport {first}-{last} udp dport {first}-{last} drop")
+        yield
+    finally:
+        _ip("nft delete table inet iceprobe_relay_firewall")

@@ -35,6 +35,8 @@ class Coturn:
     workdir: str
     log_path: str
     extra: tuple[str, ...] = field(default=())
+    #: The relay port range, first and last.
+    relay_ports: tuple[int, int] = (0, 0)
 
     def url(self, scheme: str = "turn", host: str | None = None, query: str = "") -> str:
         host = host or (f"[{self.ip}]" if ":" in self.ip else self.ip)
@@ -84,7 +86,7 @@ def start_coturn(ip: str, *extra: str, user: str = LAB_USER,
     with open(log_path, "wb") as log:
         process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL)
-    server = Coturn(ip, port, process, workdir, log_path, extra)
+    server = Coturn(ip, port, process, workdir, log_path, extra, (relay, relay + 31))
     try:
         _wait_until_answering(server)
     except Exception:

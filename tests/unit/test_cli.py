@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from iceprobe import __version__, cli
+from iceprobe.cli import gather as gather_command
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -74,6 +75,33 @@ def test_bad_input_is_one_line_naming_it_and_exit_2(args: list[str], names: str)
     assert done.stdout == ""
 
 
+@pytest.mark.parametrize("args, names", [
+    ([], "--turn"),
+    (["--turn", "stun:host", "-u", "a", "-p", "b"], "not a TURN URL"),
+    (["--turn", "turn:host"], "needs TURN credentials"),
+    (["--turn", "turn:[fd00::1]", "-u", "a", "-p", "b"], "IPv6 literal"),
+    (["--turn", "turn:host", "-u", "a", "-p", "b", "--timeout", "3"], "at least 9 s"),
+    (["--turn", "turn:host", "-u", "a", "-p", "b", "--duration", "0"], "--duration"),
+    (["--turn", "turn:host", "-u", "a", "-p", "b", "--count", "0"], "--count"),
+    (["--turn", "turn:host", "-u", "a", "-p", "b", "--size", "3"], "--size"),
+    (["--turn", "turn:host", "-u", "a", "-p", "b", "--max-rtt", "0"], "--max-rtt"),
+    (["--turn", "turn:host", "-u", "a", "-p", "b", "--ignore", "nope"], "'nope'"),
+])
+def test_relay_bad_input_is_one_line_and_exit_2(args: list[str], names: str) -> None:
+    done = run("relay", *args)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("iceprobe: error: "), done.stderr
+    assert names in lines[0]
+    assert done.stdout == ""
+
+
+def test_relay_check_and_matrix_do_not_mix() -> None:
+    done = run("gather", "--turn", "turn:h", "-u", "a", "-p", "b", "--matrix", "--relay-check")
+    assert done.returncode == 2
+    assert "--relay-check does not go with --matrix" in done.stderr
+
+
 def test_credential_from_environment_satisfies_turn_and_is_not_echoed() -> None:
     # A bad URL after the credentials: exits 2 before any network, but only if the
     # environment's credentials were accepted first is the URL the complaint.
@@ -89,7 +117,7 @@ def test_internal_error_is_one_line_asking_for_a_report(
     def broken(*args: object) -> int:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(cli, "_gather", broken)
+    monkeypatch.setattr(gather_command, "_gather", broken)
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["gather", "--stun", "stun:127.0.0.1"])
     assert exit_info.value.code == cli.ExitCode.INTERNAL
@@ -103,7 +131,7 @@ def test_internal_error_shows_traceback_with_verbose(
     def broken(*args: object) -> int:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(cli, "_gather", broken)
+    monkeypatch.setattr(gather_command, "_gather", broken)
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["gather", "--stun", "stun:127.0.0.1", "--verbose"])
     assert exit_info.value.code == cli.ExitCode.INTERNAL
@@ -111,7 +139,8 @@ def test_internal_error_shows_traceback_with_verbose(
     assert "Traceback" in err and "RuntimeError: boom" in err
 
 
-@pytest.mark.parametrize("args", [["--help"], ["--version"], ["gather", "--help"]])
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["gather", "--help"],
+                                  ["relay", "--help"]])
 def test_help_and_version_import_neither_aioice_nor_aiortc(args: list[str]) -> None:
     code = ("import sys\nfrom iceprobe.cli import main\n"
             "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"

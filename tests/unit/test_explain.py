@@ -17,7 +17,7 @@ import pytest
 from rich.console import Console
 
 from iceprobe import codes
-from iceprobe.cli import _explain_entries
+from iceprobe.cli.explain import _explain_entries
 from iceprobe.codes import CodeInfo
 from iceprobe.render.explain import render_code_table, render_entries, render_explain_json
 

@@ -1,0 +1,64 @@
+"""`iceprobe explain`: the code table, one code, a browser errorText or a 701 cause."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from ..model import SERVER_UNREACHABLE_CODE
+from . import ExitCode, cli
+
+if TYPE_CHECKING:
+    from ..codes import CodeInfo
+
+
+@cli.command()
+@click.argument("code_or_text", required=False, metavar="[CODE_OR_TEXT]")
+@click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON.")
+def explain(code_or_text: str | None, as_json: bool) -> int:
+    """Explain a STUN/TURN/browser error code, a browser errorText or a 701 cause.
+
+    \b
+    iceprobe explain                 the whole table
+    iceprobe explain 486             one code
+    iceprobe explain "TURN allocate request timed out."
+    iceprobe explain timeout         one of iceprobe's 701 causes
+    """
+    from rich.console import Console
+
+    from .. import codes
+    from ..render.explain import render_code_table, render_entries, render_explain_json
+
+    if code_or_text is None:
+        entries = [*codes.CODES, *codes.CAUSES_701]
+    else:
+        entries = _explain_entries(code_or_text)
+    console = Console()
+    if as_json:
+        render_explain_json(entries, console)
+    elif code_or_text is None:
+        render_code_table(entries, console)
+    else:
+        render_entries(entries, console)
+    return ExitCode.OK
+
+
+def _explain_entries(text: str) -> list[CodeInfo]:
+    from .. import codes
+
+    value = text.strip()
+    if value.isdigit() and value.isascii():
+        code = int(value)
+        if not 0 <= code <= 999:
+            raise click.BadParameter(f"{code} is not an error code (0-999)",
+                                     param_hint="CODE_OR_TEXT")
+        info = codes.lookup(code)
+        return [info, *codes.CAUSES_701] if code == SERVER_UNREACHABLE_CODE else [info]
+    found = codes.match_text(value)
+    if found is None:
+        shown = value if len(value) <= 80 else value[:77] + "..."
+        raise click.BadParameter(
+            f"{shown!r} is neither a code (0-999) nor a known error text or cause; run "
+            "`iceprobe explain` for the table", param_hint="CODE_OR_TEXT")
+    return [found]

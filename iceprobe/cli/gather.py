@@ -1,0 +1,143 @@
+"""`iceprobe gather`: probe STUN/TURN servers, judge what came back, show it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import click
+
+from ..model import Credentials, Requirement, Scheme, ServerSpec
+from . import InternalError, cli
+from .options import (
+    CredentialInput,
+    credential_options,
+    output_options,
+    resolve_credentials,
+    server_urls,
+    tls_options,
+)
+from .output import Output, emit, run
+
+if TYPE_CHECKING:
+    from ..model import GatherReport, RelayCheck
+
+
+@cli.command()
+@click.option("--stun", "stun_servers", multiple=True, metavar="URL",
+              callback=server_urls("STUN", (Scheme.STUN, Scheme.STUNS)),
+              help="STUN server URL (stun: or stuns:); repeatable.")
+@click.option("--turn", "turn_servers", multiple=True, metavar="URL",
+              callback=server_urls("TURN", (Scheme.TURN, Scheme.TURNS)),
+              help="TURN server URL (turn: or turns:, ?transport=udp|tcp); repeatable.")
+@credential_options
+@tls_options
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True, max=300),
+              default=5.0, show_default=True, metavar="SECONDS",
+              help="Time budget per server.")
+@click.option("--require", type=click.Choice([r.value for r in Requirement]),
+              default=Requirement.EACH.value, show_default=True,
+              help="each: every server must yield its candidate; any: one working STUN and "
+                   "one working TURN server are enough.")
+@click.option("--slow-ms", type=click.FloatRange(min=0, min_open=True), default=500.0,
+              show_default=True, metavar="MS",
+              help="A server whose first candidate takes longer is slow-server.")
+@click.option("--relay-family", type=click.Choice(["ipv4", "ipv6", "both"]), default="ipv4",
+              show_default=True,
+              help="Relay address family to request (REQUESTED-ADDRESS-FAMILY); ipv4, as "
+                   "browsers do, sends no attribute.")
+@click.option("--matrix", is_flag=True,
+              help="Probe each --turn host over UDP, TCP and TLS on ports 3478, 443, 5349 "
+                   "(and each --port): which way out works?")
+@click.option("--port", "ports", multiple=True, type=click.IntRange(1, 65535), metavar="PORT",
+              help="An extra port for --matrix; repeatable.")
+@click.option("--relay-check", is_flag=True,
+              help="After gathering, prove that data flows through each working TURN server "
+                   "(the check of `iceprobe relay`, with its defaults).")
+@output_options
+@click.pass_context
+def gather(ctx: click.Context, stun_servers: tuple[ServerSpec, ...],
+           turn_servers: tuple[ServerSpec, ...], credentials: CredentialInput,
+           ca_file: str | None, insecure: bool, timeout: float, require: str,
+           slow_ms: float, relay_family: str, matrix: bool, ports: tuple[int, ...],
+           relay_check: bool, ignore: tuple[str, ...], redact: str | None, as_json: bool,
+           verbose: bool) -> int:
+    """Gather candidates from STUN/TURN servers and explain every failure.
+
+    \b
+    Exit codes: 0 no failing verdict, 1 a failing verdict, 2 bad usage,
+                3 internal error, 130 interrupted.
+    """
+    if ports and not matrix:
+        raise click.UsageError("--port goes with --matrix", ctx=ctx)
+    if relay_check and matrix:
+        raise click.UsageError("--relay-check does not go with --matrix", ctx=ctx)
+    if matrix:
+        if not turn_servers:
+            raise click.UsageError("--matrix needs a --turn URL to take the host from", ctx=ctx)
+        from ..matrix import DEFAULT_PORTS, matrix_specs
+
+        turn_servers = tuple(matrix_specs([s.host for s in turn_servers],
+                                          [*DEFAULT_PORTS, *ports]))
+        require = Requirement.ANY.value  # one way out is enough; the matrix says which
+    specs = stun_servers + turn_servers
+    resolved = resolve_credentials(ctx, specs, credentials)
+    output = Output(ignore, redact, as_json, verbose)
+    try:
+        settings = _Settings(timeout, Requirement(require), slow_ms, ca_file, insecure, matrix,
+                             relay_family, relay_check)
+        return _gather(specs, resolved, settings, output)
+    except (KeyboardInterrupt, click.Abort):
+        raise
+    except Exception as exc:
+        raise InternalError(exc, verbose) from exc
+
+
+@dataclass(frozen=True)
+class _Settings:
+    timeout: float
+    require: Requirement
+    slow_ms: float
+    ca_file: str | None
+    insecure: bool
+    matrix: bool
+    relay_family: str
+    relay_check: bool
+
+
+def _gather(specs: tuple[ServerSpec, ...], credentials: Credentials | None,
+            settings: _Settings, output: Output) -> int:
+    from ..credentials import ephemeral_expiry
+    from ..gather import GatherOptions
+    from ..gather import gather as gather_candidates
+    from ..render import Report
+    from ..rules import Evidence, evaluate
+
+    options = GatherOptions(timeout=settings.timeout, credentials=credentials,
+                            ca_file=settings.ca_file, insecure=settings.insecure,
+                            relay_families={"ipv4": (None,), "ipv6": (6,),
+                                            "both": (None, 6)}[settings.relay_family])
+
+    async def probe() -> tuple[GatherReport, tuple[RelayCheck, ...]]:
+        gathered = await gather_candidates(specs, options)
+        if not settings.relay_check or credentials is None:
+            return gathered, ()
+        from ..gather.datapath import RelayOptions, check_relays
+        from ..gather.run import tls_context
+
+        return gathered, await check_relays(gathered, RelayOptions(
+            credentials=credentials, tls=tls_context(options)))
+
+    gathered, relays = run(probe(), f"Probing {len(specs)} server(s)…", output.verbose)
+    ephemeral = ephemeral_expiry(credentials.username, time.time()) if credentials else None
+    evidence = Evidence(gathered.host_candidates, gathered.results, settings.require,
+                        turn_credentials=credentials is not None, slow_ms=settings.slow_ms,
+                        ephemeral=ephemeral, insecure=settings.insecure, matrix=settings.matrix,
+                        relay_family=settings.relay_family, relays=relays)
+    report = Report(gathered, tuple(evaluate(evidence, output.ignore)), settings.require,
+                    matrix=settings.matrix, relays=relays)
+    return emit(report, output)
+
+
+__all__ = ["gather"]

@@ -1,0 +1,228 @@
+"""Options and checks that several commands share: server URLs, TURN credentials, TLS trust,
+verdict ids and the verbose trace."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import click
+
+from ..model import Credentials, Scheme, ServerSpec
+from ..urls import UrlError, parse_server_url
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def server_urls(kind: str, schemes: tuple[Scheme, ...]) -> Callable[
+        [click.Context, click.Parameter, Sequence[str]], tuple[ServerSpec, ...]]:
+    def convert(ctx: click.Context, param: click.Parameter,
+                values: Sequence[str]) -> tuple[ServerSpec, ...]:
+        specs = []
+        for value in values:
+            try:
+                spec = parse_server_url(value)
+            except UrlError as exc:
+                raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+            if spec.scheme not in schemes:
+                raise click.BadParameter(
+                    f"{value!r} is not a {kind} URL (expected "
+                    f"{' or '.join(s.value + ':' for s in schemes)})", ctx=ctx, param=param)
+            specs.append(spec)
+        return tuple(specs)
+
+    return convert
+
+
+
+def verdict_ids(ctx: click.Context, param: click.Parameter,
+                 values: Sequence[str]) -> tuple[str, ...]:
+    from ..rules import VERDICT_IDS
+
+    for value in values:
+        if value not in VERDICT_IDS:
+            raise click.BadParameter(f"unknown verdict id {value!r} (known: "
+                                     f"{', '.join(sorted(VERDICT_IDS))})", ctx=ctx, param=param)
+    return tuple(values)
+
+
+
+
+@dataclass(frozen=True)
+class CredentialInput:
+    """The credential options as given, before they are checked and combined."""
+
+    username: str | None
+    credential: str | None
+    credential_file: str | None
+    turn_secret: str | None
+    turn_secret_file: str | None
+    turn_user: str
+    separator: str
+    ttl: int
+
+
+_CREDENTIAL_OPTIONS = (
+    click.option("-u", "--username", envvar="ICEPROBE_USERNAME", metavar="NAME",
+                 help="TURN username (env ICEPROBE_USERNAME)."),
+    click.option("-p", "--credential", envvar="ICEPROBE_CREDENTIAL", metavar="SECRET",
+                 show_envvar=False,
+                 help="TURN password (env ICEPROBE_CREDENTIAL); never printed."),
+    click.option("--credential-file", type=click.Path(dir_okay=False), metavar="PATH",
+                 help="Read the TURN password from a file instead of -p."),
+    click.option("--turn-secret", envvar="ICEPROBE_TURN_SECRET", metavar="SECRET",
+                 help="TURN REST API shared secret (coturn static-auth-secret; env "
+                      "ICEPROBE_TURN_SECRET): makes ephemeral credentials. Never printed."),
+    click.option("--turn-secret-file", type=click.Path(dir_okay=False), metavar="PATH",
+                 help="Read the TURN REST API shared secret from a file."),
+    click.option("--turn-user", default="iceprobe", show_default=True, metavar="NAME",
+                 help="User part of ephemeral usernames (<expiry><separator><user>)."),
+    click.option("--separator", default=":", show_default=True, metavar="SEP",
+                 help="Separator in ephemeral usernames."),
+    click.option("--ttl", type=click.IntRange(min=1, max=10 * 365 * 86400), default=3600,
+                 show_default=True, metavar="SECONDS",
+                 help="Lifetime of ephemeral credentials."),
+)
+_CREDENTIAL_KEYS = ("username", "credential", "credential_file", "turn_secret",
+                    "turn_secret_file", "turn_user", "separator", "ttl")
+
+
+def credential_options(command: F) -> F:
+    """Add the TURN credential options; the command receives them as one `credentials`
+    argument (a `CredentialInput`)."""
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        given = CredentialInput(**{key: kwargs.pop(key) for key in _CREDENTIAL_KEYS})
+        return command(*args, credentials=given, **kwargs)
+
+    decorated: Callable[..., Any] = wrapper
+    for option in reversed(_CREDENTIAL_OPTIONS):
+        decorated = option(decorated)
+    return decorated  # type: ignore[return-value]
+
+
+def tls_options(command: F) -> F:
+    command = click.option("--insecure", is_flag=True,
+                           help="Do not verify TLS certificates (the report says so).")(command)
+    return click.option(
+        "--ca-file", type=click.Path(dir_okay=False), metavar="PEM",
+        callback=lambda ctx, param, value: ca_file(ctx, param, value),
+        help="Extra trust anchors for stuns:/turns: (added to the system store).")(command)
+
+
+def output_options(command: F) -> F:
+    """--ignore, --redact, --json and --verbose, in that order in the help."""
+    for option in reversed((
+        click.option("--ignore", multiple=True, metavar="VERDICT_ID", callback=verdict_ids,
+                     help="Lower this verdict to info (still shown); repeatable."),
+        click.option("--redact", type=click.Choice(["ips", "all"]), is_flag=False,
+                     flag_value="ips", default=None,
+                     help="Replace IP addresses in the report with placeholders (host-1, "
+                          "srflx-1, …); --redact=all hides host names too."),
+        click.option("--json", "as_json", is_flag=True,
+                     help="Print one JSON document to stdout."),
+        click.option("-v", "--verbose", is_flag=True,
+                     help="Trace every transaction to stderr; show tracebacks."),
+    )):
+        command = option(command)
+    return command
+
+
+def resolve_credentials(ctx: click.Context, specs: Sequence[ServerSpec],
+                        given: CredentialInput) -> Credentials | None:
+    """Long-term credentials from -u/-p, --credential-file or a REST secret; a usage error
+    for any inconsistent or empty combination, and for a TURN URL without credentials."""
+    username, credential = given.username, given.credential
+    if given.credential_file is not None:
+        if credential is not None:
+            raise click.UsageError("give the TURN password once: -p/--credential (or "
+                                   "ICEPROBE_CREDENTIAL) or --credential-file", ctx=ctx)
+        credential = _read_secret_file(ctx, "--credential-file", given.credential_file)
+    secret = _secret(ctx, given.turn_secret, given.turn_secret_file)
+    if secret is not None:
+        if username is not None or credential is not None:
+            raise click.UsageError("--turn-secret makes the username and credential: drop "
+                                   "-u/--username and -p/--credential (use --turn-user)",
+                                   ctx=ctx)
+        if not given.separator or not given.turn_user or given.separator.isdigit():
+            raise click.UsageError("--turn-user and --separator must be non-empty, and the "
+                                   "separator not a digit", ctx=ctx)
+        from ..credentials import rest_credentials
+
+        made = rest_credentials(secret, given.turn_user, given.ttl, given.separator,
+                                time.time())
+        username, credential = made.username, made.password
+    return _require_credentials(ctx, specs, username, credential)
+
+
+def ca_file(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    import ssl
+
+    try:
+        ssl.create_default_context().load_verify_locations(cafile=value)
+    except ssl.SSLError:  # before OSError, of which it is a subclass
+        raise click.BadParameter(f"{value!r} holds no PEM certificate", ctx=ctx,
+                                 param=param) from None
+    except OSError as exc:
+        raise click.BadParameter(f"{value!r}: {exc.strerror or exc}", ctx=ctx,
+                                 param=param) from None
+    return value
+
+
+def _read_secret_file(ctx: click.Context, option: str, path: str) -> str:
+    """A secret from a file, without its line ending; never echoes the content."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            value = handle.read().strip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not text"
+        raise click.UsageError(f"{option} {path!r}: {reason}", ctx=ctx) from None
+    if not value:
+        raise click.UsageError(f"{option} {path!r} is empty", ctx=ctx)
+    return value
+
+
+def _secret(ctx: click.Context, secret: str | None, path: str | None) -> str | None:
+    if secret is not None and path is not None:
+        raise click.UsageError("give the TURN secret once: --turn-secret (or "
+                               "ICEPROBE_TURN_SECRET) or --turn-secret-file", ctx=ctx)
+    if path is not None:
+        secret = _read_secret_file(ctx, "--turn-secret-file", path)
+    if secret is not None and not secret:
+        raise click.UsageError("--turn-secret is empty", ctx=ctx)
+    return secret
+
+
+def _require_credentials(ctx: click.Context, specs: Sequence[ServerSpec], username: str | None,
+                 credential: str | None) -> Credentials | None:
+    needs = [s.url for s in specs if s.is_turn]
+    if username is not None and not username.strip():
+        raise click.UsageError("-u/--username is empty", ctx=ctx)
+    if credential is not None and credential == "":
+        raise click.UsageError("-p/--credential is empty", ctx=ctx)
+    if needs and (username is None or credential is None):
+        missing = "-u/--username" if username is None else "-p/--credential"
+        raise click.UsageError(f"turn-credentials-missing: {needs[0]} needs TURN credentials: "
+                               f"give {missing} (or ICEPROBE_USERNAME / ICEPROBE_CREDENTIAL)",
+                               ctx=ctx)
+    if username is None or credential is None:
+        return None
+    return Credentials(username, credential)
+
+
+
+def enable_trace() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(relativeCreated)8.1f ms  %(message)s"))
+    logger = logging.getLogger("iceprobe")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+
+

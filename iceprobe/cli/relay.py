@@ -1,0 +1,127 @@
+"""`iceprobe relay`: prove that data flows through TURN servers, end to end, and measure it."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import click
+
+from ..model import Credentials, Requirement, Scheme, ServerSpec
+from ..rules import DEFAULT_RELAY_MAX_RTT_MS, DEFAULT_RELAY_MIN_BPS
+from . import InternalError, cli
+from .options import (
+    CredentialInput,
+    credential_options,
+    output_options,
+    resolve_credentials,
+    server_urls,
+    tls_options,
+)
+from .output import Output, emit, run
+
+if TYPE_CHECKING:
+    from ..gather.datapath import RelayOptions
+    from ..model import GatherReport, RelayCheck
+
+#: The allocation pre-check (a plain gathering) gets at most this much of the budget.
+PRECHECK_TIMEOUT = 5.0
+
+
+@cli.command()
+@click.option("--turn", "turn_servers", multiple=True, metavar="URL", required=True,
+              callback=server_urls("TURN", (Scheme.TURN, Scheme.TURNS)),
+              help="TURN server URL (turn: or turns:, ?transport=udp|tcp); repeatable.")
+@credential_options
+@tls_options
+@click.option("--count", type=click.IntRange(1, 10_000), default=20, show_default=True,
+              metavar="N", help="Echo messages for the round-trip time and loss.")
+@click.option("--size", type=click.IntRange(4, 65_535), default=200, show_default=True,
+              metavar="BYTES", help="Size of each echo message.")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True, max=60), default=2.0,
+              show_default=True, metavar="SECONDS",
+              help="Bulk transfer time in each direction.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True, max=600),
+              default=15.0, show_default=True, metavar="SECONDS",
+              help="Time budget per server, every step included.")
+@click.option("--max-rtt", type=click.FloatRange(min=0, min_open=True),
+              default=DEFAULT_RELAY_MAX_RTT_MS, show_default=True, metavar="MS",
+              help="relay-slow when the median echo round trip is above this.")
+@click.option("--min-throughput", type=click.FloatRange(min=0),
+              default=DEFAULT_RELAY_MIN_BPS / 1e6, show_default=True, metavar="MBIT/S",
+              help="relay-slow when the bulk throughput either way is below this.")
+@output_options
+@click.pass_context
+def relay(ctx: click.Context, turn_servers: tuple[ServerSpec, ...],
+          credentials: CredentialInput, ca_file: str | None, insecure: bool, count: int,
+          size: int, duration: float, timeout: float, max_rtt: float, min_throughput: float,
+          ignore: tuple[str, ...], redact: str | None, as_json: bool, verbose: bool) -> int:
+    """Prove that data flows through each TURN server, and measure it.
+
+    For each --turn URL, two WebRTC peers in this process, both relay-only through that
+    server, connect over ICE, DTLS and SCTP and open a data channel; iceprobe then measures
+    the time to connect, the round-trip time and loss of --count echo messages, and the
+    throughput of a --duration bulk transfer each way. The allocation is checked first,
+    as `gather` does, so bad credentials get the same diagnosis without a connection attempt.
+
+    \b
+    Exit codes: 0 no failing verdict, 1 a failing verdict, 2 bad usage,
+                3 internal error, 130 interrupted.
+    """
+    from ..gather.datapath import RelayOptions, supported
+
+    for spec in turn_servers:
+        why = supported(spec)
+        if why is not None:
+            raise click.BadParameter(why, ctx=ctx, param_hint="--turn")
+    resolved = resolve_credentials(ctx, turn_servers, credentials)
+    assert resolved is not None  # a TURN URL without credentials is a usage error
+    options = RelayOptions(credentials=resolved, timeout=timeout, count=count, size=size,
+                           duration=duration)
+    if timeout < options.reserve + 1.0:
+        raise click.BadParameter(
+            f"{timeout:g} s leaves no time to connect: --duration {duration:g} needs "
+            f"--timeout of at least {options.reserve + 1.0:g} s", ctx=ctx,
+            param_hint="--timeout")
+    output = Output(ignore, redact, as_json, verbose)
+    try:
+        return _relay(turn_servers, resolved, options, ca_file, insecure, max_rtt,
+                      min_throughput * 1e6, output)
+    except (KeyboardInterrupt, click.Abort):
+        raise
+    except Exception as exc:
+        raise InternalError(exc, verbose) from exc
+
+
+def _relay(specs: tuple[ServerSpec, ...], credentials: Credentials, options: RelayOptions,
+           ca_file: str | None, insecure: bool, max_rtt: float, min_bps: float,
+           output: Output) -> int:
+    import dataclasses
+
+    from ..credentials import ephemeral_expiry
+    from ..gather import GatherOptions, gather
+    from ..gather.datapath import check_relays
+    from ..gather.run import tls_context
+    from ..render import Report
+    from ..rules import Evidence, evaluate
+
+    precheck = GatherOptions(timeout=min(PRECHECK_TIMEOUT, options.timeout),
+                             credentials=credentials, ca_file=ca_file, insecure=insecure)
+    options = dataclasses.replace(options, tls=tls_context(precheck))
+
+    async def probe() -> tuple[GatherReport, tuple[RelayCheck, ...]]:
+        gathered = await gather(specs, precheck)
+        return gathered, await check_relays(gathered, options)
+
+    gathered, relays = run(probe(), f"Checking the data path through {len(specs)} TURN "
+                                    "server(s)…", output.verbose)
+    evidence = Evidence(gathered.host_candidates, gathered.results, Requirement.EACH,
+                        turn_credentials=True, insecure=insecure,
+                        ephemeral=ephemeral_expiry(credentials.username, time.time()),
+                        relays=relays, relay_max_rtt_ms=max_rtt, relay_min_bps=min_bps)
+    report = Report(gathered, tuple(evaluate(evidence, output.ignore)), Requirement.EACH,
+                    relays=relays)
+    return emit(report, output)
+
+
+__all__ = ["relay"]

@@ -1,0 +1,141 @@
+"""Verdicts on relay data-path checks (`iceprobe relay`, `gather --relay-check`)."""
+
+from __future__ import annotations
+
+from ..model import RelayCheck, RelayStep, Severity, Verdict
+from .evidence import Evidence
+
+_STEP = {
+    RelayStep.ALLOCATE: "the peers' own allocations did not complete",
+    RelayStep.ICE: "ICE checks never succeeded",
+    RelayStep.DTLS: "DTLS did not complete",
+    RelayStep.CHANNEL: "the data channel did not open",
+    RelayStep.ECHO: "messages were lost",
+    RelayStep.BULK: "the bulk transfer delivered nothing",
+}
+
+
+def _denied(check: RelayCheck) -> bool:
+    return any(e.error_code == 403 for e in check.errors)
+
+
+def relay_permission_denied(evidence: Evidence) -> list[Verdict]:
+    verdicts = []
+    for check in evidence.relays:
+        events = [e for e in check.errors if e.error_code == 403]
+        if not events:
+            continue
+        requests = sorted({e.problem or "a request" for e in events})
+        verdicts.append(Verdict(
+            id="relay-permission-denied", severity=Severity.FAIL,
+            title=f"{check.server.url} refuses to relay to the other peer",
+            detail=f"The allocations worked, but {' and '.join(requests)} towards the other "
+                   f"peer's relay address got 403 {events[0].error_text.split(' (on ')[0]!r} "
+                   f"after {events[0].elapsed_ms:.0f} ms, so no data can pass.",
+            hint="The server denies these peer addresses: check denied-peer-ip / "
+                 "allowed-peer-ip, and no-loopback-peers or private-address filters in its "
+                 "configuration.",
+            urls=(check.server.url,)))
+    return verdicts
+
+
+def relay_data_path(evidence: Evidence) -> list[Verdict]:
+    """relay-data-path-ok or relay-data-path-broken, per attempted check (a 403 is told by
+    relay-permission-denied instead)."""
+    verdicts = []
+    for check in evidence.relays:
+        if not check.attempted or _denied(check):
+            continue
+        if check.ok:
+            verdicts.append(Verdict(
+                id="relay-data-path-ok", severity=Severity.OK,
+                title=f"Data flows through {check.server.url}",
+                detail=_measurements(check),
+                hint="", urls=(check.server.url,)))
+            continue
+        step = check.failed_step or RelayStep.ICE
+        verdicts.append(Verdict(
+            id="relay-data-path-broken", severity=Severity.FAIL,
+            title=f"No data flows through {check.server.url}: {_STEP[step]}",
+            detail=f"The allocations worked, but {check.failure or _STEP[step]} "
+                   f"(step {step.value}, after {check.duration_ms:.0f} ms).",
+            hint=_HINTS[step], urls=(check.server.url,)))
+    return verdicts
+
+
+_HINTS = {
+    RelayStep.ALLOCATE: "Retry; if it persists, the server drops allocations under load.",
+    RelayStep.ICE: "Peers cannot reach the relay addresses: check the relay port range "
+                   "(min-port..max-port) is open in the firewall / security group for UDP, "
+                   "and that external-ip names the address peers can reach.",
+    RelayStep.DTLS: "Packets pass for ICE but larger DTLS packets do not: look for an MTU "
+                    "problem or a middlebox dropping DTLS.",
+    RelayStep.CHANNEL: "DTLS works but SCTP does not: look for a middlebox dropping larger "
+                       "packets, or an overloaded server.",
+    RelayStep.ECHO: "The path opened and then lost everything: the relay may be dropping "
+                    "traffic under load or rate-limiting (coturn: max-bps, bps-capacity).",
+    RelayStep.BULK: "Small messages pass but bulk data does not: look for bandwidth limits "
+                    "(coturn: max-bps, bps-capacity) or an MTU problem.",
+}
+
+
+def relay_slow(evidence: Evidence) -> list[Verdict]:
+    verdicts = []
+    for check in evidence.relays:
+        if not check.ok:
+            continue
+        reasons = []
+        if check.rtt is not None and check.rtt.median > evidence.relay_max_rtt_ms:
+            reasons.append(f"the median round trip is {check.rtt.median:.0f} ms (threshold "
+                           f"{evidence.relay_max_rtt_ms:.0f} ms)")
+        rates = [r for r in (check.throughput_up_bps, check.throughput_down_bps) if r]
+        if rates and min(rates) < evidence.relay_min_bps:
+            reasons.append(f"the throughput is {describe_rate(min(rates))} (threshold "
+                           f"{describe_rate(evidence.relay_min_bps)})")
+        if reasons:
+            verdicts.append(Verdict(
+                id="relay-slow", severity=Severity.WARN,
+                title=f"The relay path through {check.server.url} is slow",
+                detail="Data flows, but " + " and ".join(reasons) + ".",
+                hint="Calls through this relay will suffer: pick a TURN server closer to the "
+                     "users, or check its load and bandwidth limits.",
+                urls=(check.server.url,)))
+    return verdicts
+
+
+def relay_lossy(evidence: Evidence) -> list[Verdict]:
+    verdicts = []
+    for check in evidence.relays:
+        loss = check.loss
+        if not check.ok or loss is None or loss == 0:
+            continue
+        verdicts.append(Verdict(
+            id="relay-lossy", severity=Severity.WARN,
+            title=f"The relay path through {check.server.url} loses messages",
+            detail=f"{check.sent - check.received} of {check.sent} echo messages "
+                   f"({loss:.0%}) never came back.",
+            hint="Packet loss on the way to the relay or on the relay itself degrades audio "
+                 "and video: check the network and the server's load.",
+            urls=(check.server.url,)))
+    return verdicts
+
+
+def describe_rate(bps: float) -> str:
+    """A bit rate for people: Mbit/s, or kbit/s below 0.1 Mbit/s."""
+    return f"{bps / 1e6:.1f} Mbit/s" if bps >= 1e5 else f"{bps / 1e3:.0f} kbit/s"
+
+
+def _measurements(check: RelayCheck) -> str:
+    parts = []
+    if check.channel_open_ms is not None:
+        parts.append(f"data channel open after {check.channel_open_ms:.0f} ms "
+                     f"(ICE {check.ice_connected_ms or 0:.0f} ms)")
+    if check.rtt is not None:
+        parts.append(f"round trip median {check.rtt.median:.1f} ms "
+                     f"(p95 {check.rtt.p95:.1f} ms)")
+    if check.sent:
+        parts.append(f"{check.received}/{check.sent} echoes back")
+    if check.throughput_up_bps and check.throughput_down_bps:
+        parts.append(f"throughput {describe_rate(check.throughput_up_bps)} up, "
+                     f"{describe_rate(check.throughput_down_bps)} down")
+    return "; ".join(parts) + "." if parts else ""

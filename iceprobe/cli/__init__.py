@@ -9,6 +9,7 @@ start fast and `gather` never pays for aiortc.
 from __future__ import annotations
 
 import enum
+import logging
 import sys
 import traceback
 from collections.abc import Sequence
@@ -55,6 +56,9 @@ from . import explain, gather, relay  # noqa: E402
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Entry point: maps every outcome to an exit code and at most one line on stderr."""
+    # Libraries' warnings (aioice, aiortc, asyncio) must not reach the user's terminal through
+    # logging's last-resort handler: the report says what matters, --verbose traces the rest.
+    logging.getLogger().addHandler(logging.NullHandler())
     try:
         code = cli.main(args=argv, prog_name="iceprobe", standalone_mode=False)
     except click.ClickException as exc:

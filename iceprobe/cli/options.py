@@ -224,5 +224,11 @@ def enable_trace() -> None:
     logger = logging.getLogger("iceprobe")
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
+    # The libraries' own warnings, hidden otherwise, belong in the trace.
+    libraries = logging.StreamHandler(sys.stderr)
+    libraries.setFormatter(logging.Formatter("%(relativeCreated)8.1f ms  %(name)s: %(message)s"))
+    libraries.setLevel(logging.WARNING)
+    for name in ("aioice", "aiortc", "asyncio"):
+        logging.getLogger(name).addHandler(libraries)
 
 

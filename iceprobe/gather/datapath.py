@@ -297,6 +297,12 @@ async def _run(check: _Check, peers: list[_Peer]) -> RelayCheck:
                                           "in time")
     # The pair ICE will try (each peer has one relay candidate): shown even if it fails.
     result["pair"] = _pair(check.spec, a, b)
+    if result["pair"] is None:
+        return broken(RelayStep.ALLOCATE, "a peer got no relay candidate although the "
+                                          "allocation check just before worked: the server "
+                                          "refused or dropped its Allocate (a per-user quota "
+                                          "below 3 does that: the check needs one allocation "
+                                          "of its own and one per peer)")
     if not await _until(check, [a.ice_connected, b.ice_connected], [a.failed, b.failed], setup):
         state = "failed" if a.failed.is_set() or b.failed.is_set() else "did not finish"
         return broken(RelayStep.ICE, f"ICE connectivity checks between the two relay "

@@ -6,7 +6,7 @@ from ..model import RelayCheck, RelayStep, Severity, Verdict
 from .evidence import Evidence
 
 _STEP = {
-    RelayStep.ALLOCATE: "the peers' own allocations did not complete",
+    RelayStep.ALLOCATE: "a peer's own allocation failed",
     RelayStep.ICE: "ICE checks never succeeded",
     RelayStep.DTLS: "DTLS did not complete",
     RelayStep.CHANNEL: "the data channel did not open",
@@ -64,7 +64,9 @@ def relay_data_path(evidence: Evidence) -> list[Verdict]:
 
 
 _HINTS = {
-    RelayStep.ALLOCATE: "Retry; if it persists, the server drops allocations under load.",
+    RelayStep.ALLOCATE: "Check the server's per-user and total quotas (coturn user-quota, "
+                        "total-quota) and its relay port range: a call needs an allocation "
+                        "per peer.",
     RelayStep.ICE: "Peers cannot reach the relay addresses: check the relay port range "
                    "(min-port..max-port) is open in the firewall / security group for UDP, "
                    "and that external-ip names the address peers can reach.",

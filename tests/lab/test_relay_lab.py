@@ -7,12 +7,15 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.lab.netns import LabNetwork, relay_firewall
+from tests.lab.certs import make_ca, make_server_cert
+from tests.lab.netns import LAB_NAME, LabNetwork, relay_firewall
 from tests.lab.servers import LAB_PASSWORD, LAB_USER, Coturn
 
 pytestmark = pytest.mark.lab
@@ -150,3 +153,58 @@ def test_table_output_names_the_steps(lab: LabNetwork, coturn: StartCoturn) -> N
                  "relay-data-path-ok", "PASS"):
         assert text in done.stdout
     assert LAB_PASSWORD not in done.stdout + done.stderr
+
+
+def test_turns_relay_uses_the_ca_file(lab: LabNetwork, coturn: StartCoturn,
+                                      tmp_path: Path) -> None:
+    ca, ca_key, ca_cert = make_ca(tmp_path)
+    cert = make_server_cert(tmp_path, "server", ca_key, ca_cert, [LAB_NAME], [lab.ipv4])
+    server = coturn(tls=(str(cert.cert), str(cert.key)))
+    code, report = relay("--turn", server.url("turns", host=LAB_NAME), "--ca-file",
+                         str(ca.cert), *QUICK)
+    assert code == 0, report["verdicts"]
+    [check] = report["relay"]
+    assert_data_flows(check, server, "tls")
+
+
+def test_every_run_releases_its_allocations(lab: LabNetwork, coturn: StartCoturn) -> None:
+    """A run needs three allocations (the check before, then one per peer); with a quota of
+    three per user, a run that left any behind would make the next one fail with 486. coturn
+    frees a released allocation's quota on a 1 s timer, hence the spacing."""
+    server = coturn("--user-quota=3")
+    for run in range(3):
+        if run:
+            time.sleep(1.2)
+        code, report = relay("--turn", server.url("turn"), "--duration", "0.2",
+                             "--timeout", "6", "--count", "3")
+        assert code == 0, report["verdicts"]
+        assert report["errors"] == []
+
+
+def test_a_quota_too_small_for_both_peers_is_named(lab: LabNetwork,
+                                                   coturn: StartCoturn) -> None:
+    """coturn frees a released allocation's quota only about 1 s later, so with a quota of
+    two the second peer's Allocate gets 486 (which aioice drops): a clear allocate step."""
+    server = coturn("--user-quota=2")
+    code, report = relay("--turn", server.url("turn"), *QUICK)
+    assert code == 1
+    [check] = report["relay"]
+    assert check["attempted"] and check["failed_step"] == "allocate"
+    assert "quota" in check["failure"]
+    found = verdicts(report)
+    assert found["relay-data-path-broken"] == "fail"
+    assert check["duration_ms"] < 7000
+
+
+def test_thresholds_turn_a_working_path_into_relay_slow(lab: LabNetwork,
+                                                        coturn: StartCoturn) -> None:
+    """The lab is too fast to be slow: thresholds above what it measures must warn, with
+    the measured numbers, and a warning alone still exits 0."""
+    server = coturn()
+    code, report = relay("--turn", server.url("turn"), *QUICK, "--max-rtt", "0.01",
+                         "--min-throughput", "100000")
+    assert code == 0
+    [slow] = [v for v in report["verdicts"] if v["id"] == "relay-slow"]
+    assert slow["severity"] == "warn"
+    assert "median round trip" in slow["detail"] and "throughput" in slow["detail"]
+    assert verdicts(report)["relay-data-path-ok"] == "ok"

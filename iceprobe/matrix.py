@@ -52,5 +52,5 @@ def cells(results: Sequence[ProbeResult]) -> list[Cell]:
         else:
             summary = "no relay"
         found.append(Cell(spec.host, spec.transport, spec.port, result.ok, summary,
-                          result.duration_ms))
+                          result.duration_ms or 0.0))
     return found

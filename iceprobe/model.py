@@ -116,10 +116,14 @@ class Candidate:
     port: int
     foundation: str
     priority: int
-    elapsed_ms: float
+    #: Milliseconds since the start (of gathering, for a recording); None when unknown.
+    elapsed_ms: float | None
     related_address: str | None = None
     related_port: int | None = None
     url: str | None = None
+    #: For a relay candidate: the transport to the TURN server (udp, tcp or tls), as the
+    #: browser's RTCIceCandidate.relayProtocol.
+    relay_protocol: str | None = None
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,7 @@ class ErrorEvent:
     error_code: int
     error_text: str
     cause: Cause
-    elapsed_ms: float
+    elapsed_ms: float | None
     #: A machine-readable refinement of the cause, e.g. for `tls`: certificate-untrusted,
     #: hostname-mismatch, certificate-expired or handshake.
     problem: str | None = None
@@ -153,7 +157,7 @@ class ProbeResult:
     server: ServerSpec
     candidates: tuple[Candidate, ...]
     errors: tuple[ErrorEvent, ...]
-    duration_ms: float
+    duration_ms: float | None
     #: The addresses the server's name resolved to (the literal itself for an IP).
     addresses: tuple[str, ...] = ()
 
@@ -164,24 +168,28 @@ class ProbeResult:
         return any(c.type is wanted for c in self.candidates)
 
 
+def _when(item: Candidate | ErrorEvent) -> float:
+    """Sort key: by time, unknown times last (in their recorded order: sorting is stable)."""
+    return float("inf") if item.elapsed_ms is None else item.elapsed_ms
+
+
 @dataclass(frozen=True)
 class GatherReport:
     """The result of one gathering run."""
 
-    started_at: str
-    duration_ms: float
+    started_at: str | None
+    duration_ms: float | None
     host_candidates: tuple[Candidate, ...]
     results: tuple[ProbeResult, ...]
 
     @property
     def candidates(self) -> tuple[Candidate, ...]:
         gathered = tuple(c for r in self.results for c in r.candidates)
-        return self.host_candidates + tuple(sorted(gathered, key=lambda c: c.elapsed_ms))
+        return self.host_candidates + tuple(sorted(gathered, key=_when))
 
     @property
     def errors(self) -> tuple[ErrorEvent, ...]:
-        return tuple(sorted((e for r in self.results for e in r.errors),
-                            key=lambda e: e.elapsed_ms))
+        return tuple(sorted((e for r in self.results for e in r.errors), key=_when))
 
 
 @dataclass(frozen=True)
@@ -266,3 +274,46 @@ class RelayCheck:
     def loss(self) -> float | None:
         """The fraction of echo messages that never came back."""
         return None if self.sent == 0 else (self.sent - self.received) / self.sent
+
+
+@dataclass(frozen=True)
+class StateChange:
+    """A PeerConnection state change a browser recorded: `kind` is ice, connection or
+    gathering."""
+
+    kind: str
+    state: str
+    elapsed_ms: float | None
+
+
+@dataclass(frozen=True)
+class Recording:
+    """What a browser's recording tells beyond candidates and error events: how the
+    PeerConnection was configured and what happened to it. Evidence read from a recording
+    carries one; gathered evidence does not."""
+
+    #: chrome-webrtc-internals, rtcstats, firefox-about-webrtc, iceprobe-events or sdp.
+    format: str
+    #: "all" or "relay"; None when the recording does not say.
+    ice_transport_policy: str | None = None
+    #: The configured ICE servers are known (an SDP, for one, does not carry them).
+    configuration_known: bool = True
+    #: The format records icecandidateerror events (Firefox and SDP do not: unknown, not none).
+    errors_recorded: bool = True
+    #: How many events the recording holds (0: recording started after the call).
+    events: int = 0
+    states: tuple[StateChange, ...] = ()
+    #: The precision of its timestamps: 1000 ms for a locale time string, 1 for epoch ms.
+    time_resolution_ms: float = 1.0
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a report was read from, for its header: the file, the format, the
+    PeerConnection in it, and the page and browser when recorded."""
+
+    file: str
+    format: str
+    session: str
+    page_url: str | None = None
+    browser: str | None = None

@@ -12,7 +12,15 @@ import dataclasses
 import ipaddress
 import re
 
-from .model import Candidate, ErrorEvent, ProbeResult, RelayCheck, ServerSpec, Verdict
+from .model import (
+    Candidate,
+    ErrorEvent,
+    ProbeResult,
+    RelayCheck,
+    ServerSpec,
+    Source,
+    Verdict,
+)
 from .render.report import Report
 
 # Candidate IPs in free text: dotted quads (a ":port" may follow), and IPv6 runs of hex
@@ -86,7 +94,16 @@ def redact(report: Report, hostnames: bool = False) -> Report:
     return dataclasses.replace(
         report, gather=dataclasses.replace(gathered, host_candidates=hosts, results=results),
         verdicts=tuple(_verdict(r, v) for v in report.verdicts),
-        relays=tuple(_relay(r, c) for c in report.relays))
+        relays=tuple(_relay(r, c) for c in report.relays),
+        source=None if report.source is None else _source(r, report.source))
+
+
+def _source(r: Redactor, source: Source) -> Source:
+    """The page a recording came from names the customer: kept with --redact (its IPs
+    replaced), dropped with --redact=all."""
+    page = source.page_url
+    return dataclasses.replace(
+        source, page_url=None if page is None else "(redacted)" if r.hostnames else r.text(page))
 
 
 def _spec(r: Redactor, spec: ServerSpec) -> ServerSpec:

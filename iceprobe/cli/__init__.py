@@ -51,7 +51,7 @@ def cli() -> None:
 
 
 # The commands register themselves on `cli`.
-from . import explain, gather, relay  # noqa: E402
+from . import analyze, explain, gather, relay  # noqa: E402
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
@@ -82,4 +82,4 @@ def _internal(exc: BaseException) -> NoReturn:
     sys.exit(ExitCode.INTERNAL)
 
 
-__all__ = ["ExitCode", "InternalError", "cli", "explain", "gather", "main", "relay"]
+__all__ = ["ExitCode", "InternalError", "analyze", "cli", "explain", "gather", "main", "relay"]

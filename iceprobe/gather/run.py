@@ -229,7 +229,8 @@ async def _turn(run: _Run, spec: ServerSpec, channel: Channel,
         related_address=mapped[0] if mapped else None, related_port=mapped[1] if mapped else None,
         url=spec.url, foundation=foundation(CandidateType.RELAY, channel.local_address[0],
                                             channel.server_address[0]),
-        priority=priority(CandidateType.RELAY, relayed[0]), elapsed_ms=run.elapsed_ms()))
+        priority=priority(CandidateType.RELAY, relayed[0]), elapsed_ms=run.elapsed_ms(),
+        relay_protocol=spec.transport.value))
     # The mapped address of a UDP allocation is the server-reflexive candidate browsers add;
     # over TCP it is a TCP mapping, useless for UDP media.
     if mapped is not None and spec.transport is Transport.UDP:

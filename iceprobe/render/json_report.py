@@ -31,6 +31,41 @@ def report_document(report: Report) -> dict[str, Any]:
         **({"matrix": [_cell(c) for c in cells(gathered.results)]}
            if report.matrix else {}),
         **({"relay": [_relay(c) for c in report.relays]} if report.relays else {}),
+        **({"source": _source(report)} if report.source is not None else {}),
+    }
+
+
+def _source(report: Report) -> dict[str, Any]:
+    source, recording = report.source, report.recording
+    assert source is not None
+    document: dict[str, Any] = {
+        "file": source.file, "format": source.format, "session": source.session,
+        "page_url": source.page_url, "browser": source.browser}
+    if recording is not None:
+        document.update({
+            "ice_transport_policy": recording.ice_transport_policy,
+            "configuration_known": recording.configuration_known,
+            "errors_recorded": recording.errors_recorded,
+            "events": recording.events,
+            "time_resolution_ms": recording.time_resolution_ms,
+            "states": [{"kind": s.kind, "state": s.state, "elapsed_ms": s.elapsed_ms}
+                       for s in recording.states]})
+    return document
+
+
+def analysis_document(reports: list[Report]) -> dict[str, Any]:
+    """`analyze --json`: one document for every PeerConnection of every input."""
+    sessions = []
+    for report in reports:
+        document = report_document(report)
+        for key in ("schema_version", "tool"):
+            document.pop(key)
+        sessions.append(document)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "iceprobe", "version": __version__},
+        "ok": all(r.ok for r in reports),
+        "sessions": sessions,
     }
 
 
@@ -94,6 +129,7 @@ def _candidate(candidate: Candidate) -> dict[str, Any]:
         "related_address": candidate.related_address,
         "related_port": candidate.related_port,
         "url": candidate.url,
+        "relay_protocol": candidate.relay_protocol,
         "foundation": candidate.foundation,
         "priority": candidate.priority,
         "elapsed_ms": candidate.elapsed_ms,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..model import GatherReport, RelayCheck, Requirement, Verdict
+from ..model import GatherReport, Recording, RelayCheck, Requirement, Source, Verdict
 from ..rules import passed
 
 
@@ -16,6 +16,9 @@ class Report:
     matrix: bool = False
     #: Relay data-path checks, when the run made any.
     relays: tuple[RelayCheck, ...] = ()
+    #: For `analyze`: where the report was read from, and what the recording adds.
+    source: Source | None = None
+    recording: Recording | None = None
 
     @property
     def ok(self) -> bool:

@@ -10,7 +10,15 @@ from rich.table import Table
 from rich.text import Text
 
 from ..matrix import Cell, cells
-from ..model import Candidate, ErrorEvent, ProbeResult, RelayCheck, Severity, Verdict
+from ..model import (
+    Candidate,
+    ErrorEvent,
+    ProbeResult,
+    Recording,
+    RelayCheck,
+    Severity,
+    Verdict,
+)
 from ..rules.relay import describe_rate
 from .report import Report
 
@@ -24,6 +32,8 @@ SEVERITY_STYLE = {
 
 def render_table(report: Report, console: Console) -> None:
     gathered = report.gather
+    if report.source is not None:
+        console.print(_source_header(report))
     if report.matrix:
         console.print(_matrix_table(gathered.results))
     elif gathered.results:
@@ -31,6 +41,11 @@ def render_table(report: Report, console: Console) -> None:
     console.print(_candidates_table(gathered.candidates))
     if gathered.errors:
         console.print(_errors_table(gathered.errors))
+    elif report.recording is not None and not report.recording.errors_recorded:
+        console.print(Text("Error events: not recorded by this format (unknown, not none)",
+                           style="dim"))
+    if report.recording is not None and report.recording.states:
+        console.print(_timeline_table(report.recording))
     for check in report.relays:
         console.print(_relay_table(check))
     if report.relays:
@@ -40,6 +55,32 @@ def render_table(report: Report, console: Console) -> None:
     if report.verdicts:
         console.print(_verdicts_table(report.verdicts))
     console.print(summary_line(report))
+
+
+def _source_header(report: Report) -> Text:
+    source = report.source
+    assert source is not None
+    text = Text()
+    text.append(f"PeerConnection {source.session}", style="bold")
+    text.append(f"  {source.format} · {source.file}", style="dim")
+    if source.page_url:
+        text.append(f"\npage: {source.page_url}")
+    if source.browser:
+        text.append(f"\nbrowser: {source.browser}")
+    if report.recording is not None and report.recording.ice_transport_policy:
+        text.append(f"\niceTransportPolicy: {report.recording.ice_transport_policy}")
+    return text
+
+
+def _timeline_table(recording: Recording) -> Table:
+    table = _table("Timeline")
+    table.add_column("time", justify="right")
+    table.add_column("state")
+    for change in recording.states:
+        table.add_row(_ms(change.elapsed_ms),
+                      Text(f"{change.kind} {change.state}",
+                           style="bold red" if change.state == "failed" else ""))
+    return table
 
 
 def _table(title: str) -> Table:
@@ -63,7 +104,7 @@ def _servers_table(results: tuple[ProbeResult, ...]) -> Table:
         status = Text("ok", style="green") if result.ok else Text("failed", style="bold red")
         table.add_row(Text(result.server.url), result.server.transport.value, status,
                       str(len(result.candidates)), str(len(result.errors)),
-                      f"{result.duration_ms:.0f} ms")
+                      _ms(result.duration_ms))
     return table
 
 
@@ -93,7 +134,7 @@ def _candidates_table(candidates: tuple[Candidate, ...]) -> Table:
     for c in candidates:
         table.add_row(c.type.value, c.protocol, Text(c.address), str(c.port),
                       Text(_endpoint(c.related_address, c.related_port)), Text(c.url or "-"),
-                      f"{c.elapsed_ms:.0f}")
+                      "?" if c.elapsed_ms is None else f"{c.elapsed_ms:.0f}")
     return table
 
 
@@ -189,7 +230,8 @@ def summary_line(report: Report) -> Text:
         parts.append(f"{flowing}/{len(report.relays)} relay paths carry data")
     if fails:
         parts.append(f"{fails} failing verdicts")
-    took = gathered.duration_ms + sum(c.duration_ms for c in report.relays)
-    parts.append(f"{took / 1000:.2f} s")
+    if gathered.duration_ms is not None:
+        took = gathered.duration_ms + sum(c.duration_ms for c in report.relays)
+        parts.append(f"{took / 1000:.2f} s")
     text.append("  " + " · ".join(parts))
     return text

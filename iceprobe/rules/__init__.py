@@ -36,11 +36,21 @@ from .network import (
     turn_credentials_missing,
     udp_blocked,
 )
+from .recording import (
+    candidate_errors_unknown,
+    dump_incomplete,
+    ice_failed,
+    ice_policy_mismatch,
+    mdns_host_candidates,
+)
 from .relay import relay_data_path, relay_lossy, relay_permission_denied, relay_slow
 from .responses import server_responses
 from .tls import tls_certificates, tls_verification_disabled
 
 RULES: tuple[Rule, ...] = (
+    dump_incomplete,
+    ice_failed,
+    ice_policy_mismatch,
     turn_credentials_missing,
     turn_credentials_expiry,
     no_servers,
@@ -63,6 +73,8 @@ RULES: tuple[Rule, ...] = (
     relay_data_path,
     relay_slow,
     relay_lossy,
+    mdns_host_candidates,
+    candidate_errors_unknown,
 )
 
 #: Every verdict id the rules can produce; `--ignore` accepts only these.
@@ -77,7 +89,9 @@ VERDICT_IDS: tuple[str, ...] = (
     "tls-certificate-untrusted", "tls-hostname-mismatch", "tls-certificate-expired",
     "tls-verification-disabled", "transport-matrix", "address-family-not-supported",
     "relay-family-ignored", "relay-data-path-ok", "relay-data-path-broken",
-    "relay-permission-denied", "relay-slow", "relay-lossy",
+    "relay-permission-denied", "relay-slow", "relay-lossy", "slow-turn",
+    "mdns-host-candidates", "ice-failed", "ice-policy-mismatch", "dump-incomplete",
+    "candidate-errors-unknown",
 )
 
 _ORDER = {Severity.FAIL: 0, Severity.WARN: 1, Severity.INFO: 2, Severity.OK: 3}

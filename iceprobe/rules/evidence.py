@@ -10,6 +10,7 @@ from ..model import (
     Candidate,
     ErrorEvent,
     ProbeResult,
+    Recording,
     RelayCheck,
     Requirement,
     Severity,
@@ -45,10 +46,14 @@ class Evidence:
     relays: tuple[RelayCheck, ...] = ()
     relay_max_rtt_ms: float = DEFAULT_RELAY_MAX_RTT_MS
     relay_min_bps: float = DEFAULT_RELAY_MIN_BPS
+    #: Set when the evidence was read from a browser's recording (iceprobe analyze).
+    recording: Recording | None = None
+    #: srflx and relay candidates no server can be named for (an SDP carries no URLs).
+    unattributed: tuple[Candidate, ...] = ()
 
     @property
     def gathered(self) -> tuple[Candidate, ...]:
-        return tuple(c for r in self.results for c in r.candidates)
+        return tuple(c for r in self.results for c in r.candidates) + self.unattributed
 
 
 Rule = Callable[[Evidence], list[Verdict]]

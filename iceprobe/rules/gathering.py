@@ -24,8 +24,16 @@ _UNREACHABLE_HINTS: dict[Cause, str] = {cause: for_cause(cause).remedy for cause
 
 
 def no_servers(evidence: Evidence) -> list[Verdict]:
-    if evidence.results:
+    recording = evidence.recording
+    if evidence.results or (recording is not None and not recording.configuration_known):
         return []
+    if recording is not None:
+        return [Verdict(
+            id="no-servers", severity=Severity.INFO, title="No STUN or TURN server configured",
+            detail="The recorded configuration names no ICE server: only host candidates can "
+                   "be gathered.",
+            hint="Give the RTCPeerConnection iceServers (STUN and TURN) unless both peers are "
+                 "always on the same network.")]
     return [Verdict(
         id="no-servers", severity=Severity.INFO, title="No STUN or TURN server given",
         detail="Only host candidates were gathered, because no server was named.",
@@ -33,8 +41,17 @@ def no_servers(evidence: Evidence) -> list[Verdict]:
 
 
 def no_host_candidates(evidence: Evidence) -> list[Verdict]:
+    recording = evidence.recording
     if evidence.host_candidates:
         return []
+    if recording is not None:
+        if recording.ice_transport_policy == "relay" or not recording.events:
+            return []  # relay-only gathers no host candidates; an empty log says nothing
+        return [Verdict(
+            id="no-host-candidates", severity=Severity.WARN, title="No host candidates",
+            detail="The browser reported no host candidate.",
+            hint="Check the device's network connection, and browser policies or extensions "
+                 "that limit WebRTC (e.g. 'disable non-proxied UDP').")]
     return [Verdict(
         id="no-host-candidates", severity=Severity.WARN, title="No host candidates",
         detail="This machine has no non-loopback IPv4 or global IPv6 address.",
@@ -42,13 +59,23 @@ def no_host_candidates(evidence: Evidence) -> list[Verdict]:
 
 
 def only_host_candidates(evidence: Evidence) -> list[Verdict]:
-    if not evidence.results or evidence.gathered:
+    recording = evidence.recording
+    unknown_servers = recording is not None and not recording.configuration_known
+    if evidence.gathered or not (evidence.results or unknown_servers):
         return []
+    if not evidence.host_candidates and recording is not None:
+        return []  # nothing at all was recorded: no-host-candidates or dump-incomplete say so
+    detail = ("Servers were configured, but no server-reflexive or relay candidate was "
+              "gathered: a peer outside this network could not reach this one.")
+    if unknown_servers:
+        detail = ("The recording has no server-reflexive or relay candidate (it does not say "
+                  "which servers were configured): a peer outside this network could not "
+                  "reach this one.")
     return [Verdict(
         id="only-host-candidates", severity=Severity.FAIL, title="Only host candidates",
-        detail="Servers were configured, but no server-reflexive or relay candidate was "
-               "gathered: a peer outside this network could not reach this one.",
-        hint="See the error events: every server failed.",
+        detail=detail,
+        hint="See the error events: every server failed." if evidence.results else
+             "Configure STUN and TURN servers, and check that UDP to them is allowed.",
         urls=tuple(r.server.url for r in evidence.results))]
 
 
@@ -104,11 +131,23 @@ def server_unreachable(evidence: Evidence) -> list[Verdict]:
 
 def server_without_candidate(evidence: Evidence) -> list[Verdict]:
     """A server that yielded nothing and left no error event either."""
+    recording = evidence.recording
+    if recording is None:
+        detail = "The server yielded no candidate and no error event."
+        hint = "Run with --verbose to see the transactions."
+    elif recording.errors_recorded:
+        detail = "The browser gathered no candidate from it and reported no error for it."
+        hint = ("Gathering may have ended (or the recording stopped) before the server "
+                "answered; probe it with `iceprobe gather` from the same network.")
+    else:
+        detail = ("The browser gathered no candidate from it; this format does not record "
+                  "error events, so why is unknown.")
+        hint = ("Ask for a chrome://webrtc-internals dump, or probe the server with "
+                "`iceprobe gather` from the same network.")
     return [Verdict(
         id="server-no-candidate", severity=failure_severity(evidence, r),
         title=f"{r.server.url} gave no {r.server.expected_candidate.value} candidate",
-        detail="The server yielded no candidate and no error event.",
-        hint="Run with --verbose to see the transactions.", urls=(r.server.url,))
+        detail=detail, hint=hint, urls=(r.server.url,))
         for r in evidence.results if not r.ok and not r.errors]
 
 

@@ -123,20 +123,29 @@ def no_nat(evidence: Evidence) -> list[Verdict]:
 
 
 def slow_server(evidence: Evidence) -> list[Verdict]:
+    """slow-server: a server's first candidate came later than the threshold. From a
+    recording this is slow-turn, for TURN servers, timed from the start of gathering and only
+    beyond the recording's time resolution (a locale time string has whole seconds)."""
+    recording = evidence.recording
+    margin = recording.time_resolution_ms if recording else 0.0
     verdicts = []
     for result in evidence.results:
+        if recording is not None and not result.server.is_turn:
+            continue
         wanted = [c.elapsed_ms for c in result.candidates
-                  if c.type is result.server.expected_candidate]
-        if wanted and min(wanted) > evidence.slow_ms:
-            verdicts.append(Verdict(
-                id="slow-server", severity=Severity.WARN,
-                title=f"{result.server.url} is slow",
-                detail=f"Its first {result.server.expected_candidate.value} candidate came "
-                       f"{min(wanted):.0f} ms after the start (threshold "
-                       f"{evidence.slow_ms:.0f} ms).",
-                hint="Check the round-trip time to the server and its load; a far or "
-                     "overloaded server delays every call set-up.",
-                urls=(result.server.url,)))
+                  if c.type is result.server.expected_candidate and c.elapsed_ms is not None]
+        if not wanted or min(wanted) - margin <= evidence.slow_ms:
+            continue
+        start = "gathering started" if recording else "the start"
+        verdicts.append(Verdict(
+            id="slow-turn" if recording else "slow-server", severity=Severity.WARN,
+            title=f"{result.server.url} is slow",
+            detail=f"Its first {result.server.expected_candidate.value} candidate came "
+                   f"{min(wanted):.0f} ms after {start} (threshold "
+                   f"{evidence.slow_ms:.0f} ms).",
+            hint="Check the round-trip time to the server and its load; a far or "
+                 "overloaded server delays every call set-up.",
+            urls=(result.server.url,)))
     return verdicts
 
 

@@ -31,7 +31,7 @@ def relay_permission_denied(evidence: Evidence) -> list[Verdict]:
             title=f"{check.server.url} refuses to relay to the other peer",
             detail=f"The allocations worked, but {' and '.join(requests)} towards the other "
                    f"peer's relay address got 403 {events[0].error_text.split(' (on ')[0]!r} "
-                   f"after {events[0].elapsed_ms:.0f} ms, so no data can pass.",
+                   f"after {events[0].elapsed_ms or 0:.0f} ms, so no data can pass.",
             hint="The server denies these peer addresses: check denied-peer-ip / "
                  "allowed-peer-ip, and no-loopback-peers or private-address filters in its "
                  "configuration.",

@@ -233,7 +233,7 @@ TOP_LEVEL_KEYS = {"schema_version", "tool", "started_at", "duration_ms", "ok", "
 SERVER_KEYS = {"url", "scheme", "host", "port", "transport", "addresses", "status",
                "duration_ms"}
 CANDIDATE_KEYS = {"type", "protocol", "address", "port", "related_address", "related_port",
-                  "url", "foundation", "priority", "elapsed_ms"}
+                  "url", "relay_protocol", "foundation", "priority", "elapsed_ms"}
 ERROR_KEYS = {"url", "address", "port", "server_address", "server_port", "error_code",
               "error_text", "cause", "problem", "elapsed_ms"}
 VERDICT_KEYS = {"id", "severity", "title", "detail", "hint", "urls"}
@@ -280,7 +280,8 @@ def test_json_candidates_have_their_fields_hosts_first() -> None:
     assert candidates[0]["url"] is None
     assert candidates[2] == {"type": "srflx", "protocol": "udp", "address": PUBLIC_V4,
                              "port": 61000, "related_address": LOCAL_V4,
-                             "related_port": 50000, "url": STUN_URL, "foundation": "f-srflx",
+                             "related_port": 50000, "url": STUN_URL, "relay_protocol": None,
+                             "foundation": "f-srflx",
                              "priority": 100, "elapsed_ms": 21.0}
 
 

@@ -1,0 +1,99 @@
+"""iceprobe's own event log (version 1): what a web app records with
+examples/collect-ice-events.js. A JSON document `{"format": "iceprobe-events", "version": 1,
+"events": [...]}`, or JSONL whose first line is that header without `events` and whose
+other lines are one record each. Every record has `type`, `t` (epoch ms) and `pc`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .session import (
+    RecordedCandidate,
+    RecordedError,
+    RecordedState,
+    RecordingError,
+    Session,
+    text_or_none,
+)
+
+FORMAT = "iceprobe-events"
+_STATES = {"icegatheringstatechange": "gathering", "iceconnectionstatechange": "ice",
+           "connectionstatechange": "connection"}
+_TYPES = {"config", "icecandidate", "icecandidateerror", *_STATES}
+
+
+def is_header(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("format") == FORMAT
+
+
+def parse_events(header: dict[str, Any], records: Sequence[Any], file: str) -> list[Session]:
+    version = header.get("version")
+    if version != 1:
+        raise RecordingError(f"iceprobe event log: version {version!r} is not supported "
+                             "(expected 1)")
+    sessions: dict[str, Session] = {}
+    for number, record in enumerate(records, 1):
+        _record(sessions, record, number, file)
+    if not sessions:
+        raise RecordingError("iceprobe event log: no records")
+    return list(sessions.values())
+
+
+def _record(sessions: dict[str, Session], record: Any, number: int, file: str) -> None:
+    where = f"iceprobe event log, record {number}"
+    if not isinstance(record, dict):
+        raise RecordingError(f"{where}: expected an object, got {type(record).__name__}")
+    kind = record.get("type")
+    if kind not in _TYPES:
+        raise RecordingError(f"{where}: unknown type {kind!r} (expected one of "
+                             f"{', '.join(sorted(_TYPES))})")
+    pc = str(record.get("pc") or "pc-1")
+    session = sessions.setdefault(pc, Session(format=FORMAT, file=file, id=pc,
+                                              configuration_known=False))
+    at = _number(record.get("t"), where, "t", optional=True)
+    if kind == "config":
+        servers = record.get("iceServers", [])
+        if not isinstance(servers, list) or not all(isinstance(u, str) for u in servers):
+            raise RecordingError(f"{where}: iceServers must be a list of URL strings")
+        session.ice_servers = list(servers)
+        session.configuration_known = True
+        policy = record.get("iceTransportPolicy")
+        session.ice_transport_policy = policy if isinstance(policy, str) else None
+        session.page_url = text_or_none(record.get("page"))
+        session.browser = text_or_none(record.get("userAgent"))
+        return
+    session.events += 1
+    if kind == "icecandidate":
+        line = record.get("candidate")
+        if line is None or line == "":
+            return  # end of candidates
+        if not isinstance(line, str):
+            raise RecordingError(f"{where}: candidate must be a string or null")
+        session.candidates.append(RecordedCandidate(
+            line, text_or_none(record.get("url")), text_or_none(record.get("relayProtocol")), at))
+    elif kind == "icecandidateerror":
+        url = record.get("url")
+        if not isinstance(url, str):
+            raise RecordingError(f"{where}: icecandidateerror needs a url string")
+        code = _number(record.get("errorCode"), where, "errorCode")
+        port = _number(record.get("port"), where, "port", optional=True)
+        session.errors.append(RecordedError(
+            url, text_or_none(record.get("address")), None if port is None else int(port),
+            int(code or 0), str(record.get("errorText") or ""), at))
+    else:
+        state = record.get("state")
+        if not isinstance(state, str):
+            raise RecordingError(f"{where}: {kind} needs a state string")
+        session.states.append(RecordedState(_STATES[kind], state, at))
+        if kind == "icegatheringstatechange" and state == "gathering" \
+                and session.gathering_started is None:
+            session.gathering_started = at
+
+
+def _number(value: Any, where: str, name: str, optional: bool = False) -> float | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RecordingError(f"{where}: {name} must be a number, got {value!r}"[:200])
+    return float(value)

@@ -1,0 +1,68 @@
+"""iceprobe's own JSON report (`gather --json`, schema_version 1), read back into the values
+gathering produced, so that `analyze` judges it exactly as `gather` did."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..model import (
+    Candidate,
+    CandidateType,
+    Cause,
+    ErrorEvent,
+    GatherReport,
+    ProbeResult,
+    Requirement,
+)
+from ..urls import UrlError, parse_server_url
+from .session import RecordingError, SavedReport
+
+FORMAT = "iceprobe-report"
+
+
+def is_report(value: Any) -> bool:
+    return (isinstance(value, dict) and isinstance(value.get("tool"), dict)
+            and value["tool"].get("name") == "iceprobe" and "servers" in value)
+
+
+def parse_report(document: dict[str, Any], file: str) -> SavedReport:
+    if document.get("schema_version") != 1:
+        raise RecordingError(f"iceprobe report: schema_version "
+                             f"{document.get('schema_version')!r} is not supported (expected 1)")
+    try:
+        candidates = [_candidate(c) for c in document["candidates"]]
+        errors = [_error(e) for e in document["errors"]]
+        results = []
+        for server in document["servers"]:
+            url = server["url"]
+            spec = parse_server_url(url)
+            results.append(ProbeResult(
+                spec, tuple(c for c in candidates if c.url == url),
+                tuple(e for e in errors if e.url == url), server.get("duration_ms"),
+                tuple(server.get("addresses", ()))))
+        gathered = GatherReport(document.get("started_at"), document.get("duration_ms"),
+                                tuple(c for c in candidates if c.type is CandidateType.HOST),
+                                tuple(results))
+        require = Requirement(document.get("require", "each"))
+    except (KeyError, TypeError, ValueError, UrlError) as exc:
+        raise RecordingError(f"iceprobe report: unreadable ({type(exc).__name__}: "
+                             f"{exc})"[:300]) from None
+    return SavedReport(file, gathered, require, matrix="matrix" in document)
+
+
+def _candidate(entry: dict[str, Any]) -> Candidate:
+    return Candidate(
+        type=CandidateType(entry["type"]), protocol=entry["protocol"],
+        address=entry["address"], port=int(entry["port"]), foundation=str(entry["foundation"]),
+        priority=int(entry["priority"]), elapsed_ms=entry.get("elapsed_ms"),
+        related_address=entry.get("related_address"), related_port=entry.get("related_port"),
+        url=entry.get("url"), relay_protocol=entry.get("relay_protocol"))
+
+
+def _error(entry: dict[str, Any]) -> ErrorEvent:
+    return ErrorEvent(
+        url=entry["url"], address=entry.get("address"), port=entry.get("port"),
+        server_address=entry.get("server_address"), server_port=entry.get("server_port"),
+        error_code=int(entry["error_code"]), error_text=str(entry["error_text"]),
+        cause=Cause(entry["cause"]), elapsed_ms=entry.get("elapsed_ms"),
+        problem=entry.get("problem"))

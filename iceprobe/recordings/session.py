@@ -1,0 +1,101 @@
+"""What a recording holds, format-neutral: one `Session` per PeerConnection, as the parsers
+read it, before it becomes evidence for the rules. Times are epoch milliseconds when the
+recording has them, else None."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..model import GatherReport, Requirement
+
+
+class RecordingError(Exception):
+    """The input cannot be read: the message says which format was expected and what is
+    wrong, in one line."""
+
+
+@dataclass
+class RecordedCandidate:
+    #: The candidate line (with or without "a=" / "candidate:" prefix).
+    line: str
+    url: str | None = None
+    relay_protocol: str | None = None
+    at: float | None = None
+
+
+@dataclass
+class RecordedError:
+    url: str
+    address: str | None
+    port: int | None
+    code: int
+    text: str
+    at: float | None = None
+
+
+@dataclass
+class RecordedState:
+    #: ice, connection or gathering.
+    kind: str
+    state: str
+    at: float | None = None
+
+
+@dataclass
+class Session:
+    """One PeerConnection of a recording."""
+
+    format: str
+    file: str
+    id: str
+    page_url: str | None = None
+    browser: str | None = None
+    ice_servers: list[str] = field(default_factory=list)
+    configuration_known: bool = True
+    ice_transport_policy: str | None = None
+    #: TURN credentials were configured (Firefox says so); None when the format does not say.
+    turn_credentials: bool | None = None
+    candidates: list[RecordedCandidate] = field(default_factory=list)
+    errors: list[RecordedError] = field(default_factory=list)
+    states: list[RecordedState] = field(default_factory=list)
+    #: How many events the recording has for this PeerConnection.
+    events: int = 0
+    errors_recorded: bool = True
+    time_resolution_ms: float = 1.0
+    gathering_started: float | None = None
+
+
+@dataclass(frozen=True)
+class SavedReport:
+    """iceprobe's own JSON report (`gather --json`), read back."""
+
+    file: str
+    gathered: GatherReport
+    require: Requirement
+    matrix: bool
+
+
+Input = Session | SavedReport
+
+
+def ice_server_urls(servers: Any) -> list[str]:
+    """The URLs of an RTCConfiguration.iceServers list (each `urls` a string or a list, or
+    the legacy `url`); plain strings are taken as URLs."""
+    urls: list[str] = []
+    for server in servers if isinstance(servers, list) else []:
+        if isinstance(server, str):
+            urls.append(server)
+            continue
+        if not isinstance(server, dict):
+            continue
+        found = server.get("urls", server.get("url", []))
+        if isinstance(found, str):
+            urls.append(found)
+        elif isinstance(found, list):
+            urls.extend(u for u in found if isinstance(u, str))
+    return urls
+
+
+def text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None

@@ -5,6 +5,7 @@ no candidate errors: the evidence says they are unknown, not that there were non
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .candidates import parse_candidate_line
@@ -53,8 +54,11 @@ def parse_report(document: Any, file: str) -> list[Session]:
 
 def _session(report: dict[str, Any], number: int, file: str) -> Session:
     pc_id = str(report.get("pcid") or f"pc-{number}")
-    session = Session(format=FORMAT, file=file, id=pc_id, errors_recorded=False,
-                      configuration_known=isinstance(report.get("configuration"), dict))
+    # Firefox names a PeerConnection "<hex> (id=<n> url=<page>)".
+    page = re.search(r"url=(\S+?)\)?$", pc_id)
+    session = Session(format=FORMAT, file=file, id=pc_id.split(" ")[0], errors_recorded=False,
+                      configuration_known=isinstance(report.get("configuration"), dict),
+                      page_url=page.group(1) if page else None)
     config = report.get("configuration")
     _configure(session, config if isinstance(config, dict) else {})
     stats = [s for s in report.get("iceCandidateStats") or [] if isinstance(s, dict)]

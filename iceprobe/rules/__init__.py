@@ -100,7 +100,10 @@ _ORDER = {Severity.FAIL: 0, Severity.WARN: 1, Severity.INFO: 2, Severity.OK: 3}
 def evaluate(evidence: Evidence, ignore: Collection[str] = ()) -> list[Verdict]:
     """Every verdict the rules reach, most important first. Verdicts whose id is in `ignore`
     are kept but lowered to `info`, for CI users who accept a known condition."""
-    verdicts = [v for rule in RULES for v in rule(evidence)]
+    rules = RULES
+    if evidence.recording is not None and not evidence.recording.events:
+        rules = (dump_incomplete,)  # nothing was recorded: nothing else can be judged
+    verdicts = [v for rule in rules for v in rule(evidence)]
     verdicts = [_ignored(v) if v.id in ignore and v.severity in (Severity.WARN, Severity.FAIL)
                 else v for v in verdicts]
     return sorted(verdicts, key=lambda v: _ORDER[v.severity])

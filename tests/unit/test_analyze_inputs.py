@@ -222,3 +222,16 @@ def test_redact_hides_addresses_and_page(tmp_path: Path) -> None:
     text = done.stdout.decode()
     for secret in ("192.168.1.10", "203.0.113.5", "app.example.com", "stun.example.com"):
         assert secret not in text
+
+
+def test_analyze_imports_neither_aioice_nor_aiortc(tmp_path: Path) -> None:
+    path = tmp_path / "log.json"
+    path.write_bytes(event_log(CONFIG, record("icecandidate", 2, candidate=HOST)))
+    code = ("import sys\nfrom iceprobe.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "print('HEAVY', sorted(m for m in sys.modules "
+            "if m.split('.')[0] in ('aioice', 'aiortc')))\n")
+    done = subprocess.run([sys.executable, "-c", code, "analyze", str(path)],
+                          capture_output=True, text=True, timeout=30)
+    assert "PeerConnection pc-1" in done.stdout
+    assert "HEAVY []" in done.stdout

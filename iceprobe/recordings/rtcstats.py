@@ -1,7 +1,8 @@
 """rtcstats dumps: a first line `RTCStatsDump`, a second line of JSON metadata, then one
 JSON array per line, `[method, pcId, value, …, time]`, where the last item is the time:
 absolute epoch milliseconds, or (in delta-compressed files) milliseconds since the previous
-line. `create` carries the RTCConfiguration (maybe with a username, never a credential)."""
+line. `create` carries the RTCConfiguration (maybe with a username, never a credential).
+Method names may be numeric codes; those methods are recognised by their values."""
 
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ FORMAT = "rtcstats"
 MAGIC = "RTCStatsDump"
 _STATES = {"oniceconnectionstatechange": "ice", "onicegatheringstatechange": "gathering",
            "onconnectionstatechange": "connection"}
-#: Method names some rtcstats versions write as numbers.
-_METHOD_CODES: dict[int, str] = {}
+#: States that name their kind; the others (new, connected, failed, …) could be either.
+_GATHERING_STATES = {"gathering", "complete"}
+_CONNECTION_ONLY_STATES = {"connecting"}
 #: Below this a time is a delta from the previous line, above it epoch milliseconds.
 _EPOCH_MS = 1e11
 
@@ -52,8 +54,8 @@ def parse_rtcstats(text: str, file: str) -> list[Session]:
         if not isinstance(entry, list) or len(entry) < 3:
             continue
         method = entry[0]
-        if isinstance(method, int):
-            method = _METHOD_CODES.get(method, str(method))
+        if not isinstance(method, str):
+            method = _method_of(entry[2])
         stamp = entry[-1] if len(entry) >= 4 else None
         if isinstance(stamp, (int, float)) and not isinstance(stamp, bool):
             clock = float(stamp) if stamp > _EPOCH_MS else clock + float(stamp)
@@ -96,6 +98,28 @@ def _event(session: Session, method: str, value: Any, at: float | None) -> None:
         if method == "onicegatheringstatechange" and value == "gathering" \
                 and session.gathering_started is None:
             session.gathering_started = at
+
+
+def _method_of(value: Any) -> str:
+    """The method behind a numeric method code (newer rtcstats versions compress the names
+    with a per-version table), recognised by its value: candidates, candidate errors, the
+    configuration and state names look like nothing else."""
+    if isinstance(value, dict):
+        if "errorCode" in value:
+            return "onicecandidateerror"
+        if "candidate" in value:
+            return "onicecandidate"
+        if "iceServers" in value:
+            return "create"
+    if isinstance(value, str):
+        if value in _GATHERING_STATES:
+            return "onicegatheringstatechange"
+        if value in _CONNECTION_ONLY_STATES:
+            return "onconnectionstatechange"
+        if value in ("new", "checking", "connected", "completed", "disconnected", "failed",
+                     "closed"):
+            return "oniceconnectionstatechange"
+    return "unknown"
 
 
 def _configure(session: Session, value: Any) -> None:

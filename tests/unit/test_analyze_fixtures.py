@@ -174,3 +174,14 @@ def test_cli_ignore_lowers_a_recording_verdict() -> None:
                "--json")
     [session] = json.loads(done.stdout)["sessions"]
     assert [v["severity"] for v in session["verdicts"]] == ["info"]
+
+
+def test_rtcstats_numeric_method_codes_are_recognised_by_their_values() -> None:
+    lines = (FIXTURES / "rtcstats-turn-timeout.txt").read_text().splitlines()
+    coded = lines[:2]
+    for number, line in enumerate(lines[2:]):
+        entry = json.loads(line)
+        entry[0] = 100 + number  # an unknown per-version code for every method
+        coded.append(json.dumps(entry))
+    assert sessions("coded", "\n".join(coded).encode()) == sessions(
+        "rtcstats-turn-timeout.txt")

@@ -58,6 +58,10 @@ def describe(address: Address) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+#: How many unrelated replies a channel describes (it counts them all).
+MAX_STRAY_KEPT = 10
+
+
 class _Waiters:
     """Pending transactions keyed by transaction id, plus what went wrong on the wire."""
 
@@ -65,6 +69,8 @@ class _Waiters:
         self.server = server
         self.pending: dict[bytes, asyncio.Future[Response]] = {}
         self.failure: ProbeFailure | None = None
+        #: Replies that belonged to no pending transaction: how many, and the first few.
+        self.stray_count = 0
         self.stray: list[str] = []
 
     def expect(self, transaction_id: bytes) -> asyncio.Future[Response]:
@@ -79,7 +85,9 @@ class _Waiters:
         future = self.pending.get(transaction_id) if transaction_id else None
         if future is None or future.done():
             what = "not a STUN message" if transaction_id is None else "an unknown transaction"
-            self.stray.append(f"{len(data)} bytes, {what}")
+            self.stray_count += 1
+            if len(self.stray) < MAX_STRAY_KEPT:  # a flood must not grow memory
+                self.stray.append(f"{len(data)} bytes, {what}")
             log.debug("< %s ignored %d bytes (%s)", describe(self.server), len(data), what)
             return
         reply = wire.read_response(data)
@@ -107,11 +115,11 @@ class _Waiters:
 
 
 def _timeout_text(server: Address, request: Request, sends: int, waited: float,
-                  stray: list[str]) -> str:
+                  stray: int) -> str:
     text = (f"No answer from {describe(server)} to the {request.name} request "
             f"within {waited:.1f} s ({sends} {'send' if sends == 1 else 'sends'})")
     if stray:
-        text += f"; ignored {len(stray)} unrelated {'reply' if len(stray) == 1 else 'replies'}"
+        text += f"; ignored {stray} unrelated {'reply' if stray == 1 else 'replies'}"
     return text
 
 
@@ -186,7 +194,8 @@ class UdpChannel:
         finally:
             self._waiters.forget(request.transaction_id)
         raise ProbeFailure(Cause.TIMEOUT, _timeout_text(
-            self.server_address, request, sends, time.monotonic() - start, self._waiters.stray))
+            self.server_address, request, sends, time.monotonic() - start,
+            self._waiters.stray_count))
 
     def close(self) -> None:
         self._transport.close()
@@ -244,7 +253,7 @@ class StreamChannel:
             except asyncio.TimeoutError:
                 raise ProbeFailure(Cause.TIMEOUT, _timeout_text(
                     self.server_address, request, 1, time.monotonic() - start,
-                    waiters.stray)) from None
+                    waiters.stray_count)) from None
             log.debug("< %s %s %s in %.1f ms", describe(self.server_address), request.name,
                       _summary(response), (time.monotonic() - start) * 1e3)
             return response

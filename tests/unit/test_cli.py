@@ -63,6 +63,12 @@ def test_version_prints_the_version() -> None:
     (["--stun", "stun:host", "--port", "443"], "--port goes with --matrix"),
     (["--turn", "turn:h", "-u", "a", "-p", "b", "--matrix", "--port", "0"], "--port"),
     (["--stun", "stun:host", "--redact=some"], "'some'"),
+    (["--stun", "stun:ho st"], "ho st"),
+    (["--stun", "stun:ho\x01st"], "stun:ho"),
+    (["--stun", "stun:" + "a" * 5000], "5005 characters"),
+    (["--stun", "stun:bücher.example"], "xn--bcher-kva.example"),
+    (["--stun", ""], "--stun"),
+    (["--turn", "turn:host", "-u", "alice", "-p", ""], "-p/--credential is empty"),
 ])
 def test_bad_input_is_one_line_naming_it_and_exit_2(args: list[str], names: str) -> None:
     done = run("gather", *args)

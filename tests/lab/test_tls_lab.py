@@ -153,10 +153,26 @@ def test_matrix_reports_a_single_transport_listener(lab: LabNetwork, coturn: Sta
 
 
 def test_tls_handshake_that_never_completes_is_a_handshake_failure(
-        lab: LabNetwork, coturn: StartCoturn) -> None:
-    server = coturn()  # no TLS listener: its TCP port never answers a ClientHello
-    code, document = gather_json("--turn", f"turns:{lab.ipv4}:{server.port}",
-                                 "--timeout", "1")
+        lab: LabNetwork) -> None:
+    """A server that accepts the connection and never answers the ClientHello (our own
+    listener: coturn's plain TCP port sometimes resets instead, which is another case)."""
+    listener = socket.create_server((lab.ipv4, 0))
+    port = listener.getsockname()[1]
+    held: list[socket.socket] = []
+
+    def accept_and_stall() -> None:
+        connection, _ = listener.accept()
+        held.append(connection)  # kept open, never written to
+
+    thread = threading.Thread(target=accept_and_stall, daemon=True)
+    thread.start()
+    try:
+        code, document = gather_json("--turn", f"turns:{lab.ipv4}:{port}", "--timeout", "1")
+    finally:
+        thread.join(timeout=5)
+        for connection in held:
+            connection.close()
+        listener.close()
     assert code == 1
     [event] = errors(document)
     assert (event["error_code"], event["cause"], event["problem"]) == (701, "tls", "handshake")

@@ -9,7 +9,7 @@ import click
 
 from ..model import Requirement
 from . import ExitCode, InternalError, cli
-from .options import output_options
+from .options import output_options, require_option
 
 if TYPE_CHECKING:
     from ..recordings import Input
@@ -21,9 +21,7 @@ MAX_FILE_BYTES = 256 * 1024 * 1024
 
 @cli.command()
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
-@click.option("--require", type=click.Choice([r.value for r in Requirement]),
-              default=Requirement.EACH.value, show_default=True,
-              help="each: every configured server must yield its candidate; any: one working "
+@require_option("each: every configured server must yield its candidate; any: one working "
                    "STUN and one working TURN server are enough.")
 @click.option("--slow-ms", type=click.FloatRange(min=0, min_open=True), default=500.0,
               show_default=True, metavar="MS",

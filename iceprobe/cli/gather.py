@@ -14,6 +14,7 @@ from .options import (
     CredentialInput,
     credential_options,
     output_options,
+    require_option,
     resolve_credentials,
     server_urls,
     tls_options,
@@ -36,9 +37,7 @@ if TYPE_CHECKING:
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True, max=300),
               default=5.0, show_default=True, metavar="SECONDS",
               help="Time budget per server.")
-@click.option("--require", type=click.Choice([r.value for r in Requirement]),
-              default=Requirement.EACH.value, show_default=True,
-              help="each: every server must yield its candidate; any: one working STUN and "
+@require_option("each: every server must yield its candidate; any: one working STUN and "
                    "one working TURN server are enough.")
 @click.option("--slow-ms", type=click.FloatRange(min=0, min_open=True), default=500.0,
               show_default=True, metavar="MS",

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ..model import Credentials, Scheme, ServerSpec
+from ..model import Credentials, Requirement, Scheme, ServerSpec
 from ..urls import UrlError, parse_server_url
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -104,6 +104,12 @@ def credential_options(command: F) -> F:
     for option in reversed(_CREDENTIAL_OPTIONS):
         decorated = option(decorated)
     return decorated  # type: ignore[return-value]
+
+
+def require_option(help_text: str) -> Callable[[F], F]:
+    """--require each|any, with the command's own wording of what each means."""
+    return click.option("--require", type=click.Choice([r.value for r in Requirement]),
+                        default=Requirement.EACH.value, show_default=True, help=help_text)
 
 
 def tls_options(command: F) -> F:

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .session import (
+    STATE_EVENTS,
     RecordedCandidate,
     RecordedError,
     RecordedState,
@@ -28,8 +29,7 @@ from .session import (
 )
 
 FORMAT = "chrome-webrtc-internals"
-_STATES = {"iceconnectionstatechange": "ice", "icegatheringstatechange": "gathering",
-           "connectionstatechange": "connection"}
+_STATES = STATE_EVENTS
 _STATE_PREFIXES = ("iceconnectionstate", "icegatheringstate", "peerconnectionstate",
                    "connectionstate")
 #: Locale time strings Chrome wrote (`new Date().toLocaleString()`), most common first.

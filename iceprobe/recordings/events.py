@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .session import (
+    STATE_EVENTS,
     RecordedCandidate,
     RecordedError,
     RecordedState,
@@ -18,8 +19,7 @@ from .session import (
 )
 
 FORMAT = "iceprobe-events"
-_STATES = {"icegatheringstatechange": "gathering", "iceconnectionstatechange": "ice",
-           "connectionstatechange": "connection"}
+_STATES = STATE_EVENTS
 _TYPES = {"config", "icecandidate", "icecandidateerror", *_STATES}
 
 

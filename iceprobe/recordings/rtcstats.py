@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from .session import (
+    STATE_EVENTS,
     RecordedCandidate,
     RecordedError,
     RecordedState,
@@ -21,8 +22,7 @@ from .session import (
 
 FORMAT = "rtcstats"
 MAGIC = "RTCStatsDump"
-_STATES = {"oniceconnectionstatechange": "ice", "onicegatheringstatechange": "gathering",
-           "onconnectionstatechange": "connection"}
+_STATES = {f"on{event}": kind for event, kind in STATE_EVENTS.items()}
 #: States that name their kind; the others (new, connected, failed, …) could be either.
 _GATHERING_STATES = {"gathering", "complete"}
 _CONNECTION_ONLY_STATES = {"connecting"}

@@ -9,6 +9,10 @@ from typing import Any
 
 from ..model import GatherReport, Requirement
 
+#: The state-change events of an RTCPeerConnection, and the kind of state each reports.
+STATE_EVENTS = {"icegatheringstatechange": "gathering", "iceconnectionstatechange": "ice",
+                "connectionstatechange": "connection"}
+
 
 class RecordingError(Exception):
     """The input cannot be read: the message says which format was expected and what is

@@ -208,7 +208,9 @@ CAUSES_701: tuple[CodeInfo, ...] = (
            "take about 40 s to report this; iceprobe reports it after its own budget.",
            "Check that the server runs and that UDP 3478 (or the port used) is open; where "
            "UDP is blocked, offer TURN over TCP or TLS on port 443.",
-           ("STUN binding request timed out.", "TURN allocate request timed out.")),
+           ("STUN binding request timed out.", "TURN allocate request timed out.",
+            # older libwebrtc's text for a STUN *binding* timeout
+            "STUN allocate request timed out.")),
     _cause(Cause.MALFORMED, "Something answered, but not with a STUN message iceprobe could "
            "read.", "Check what really listens on that port (another service, a proxy).",
            ()),

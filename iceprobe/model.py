@@ -181,10 +181,13 @@ class GatherReport:
     duration_ms: float | None
     host_candidates: tuple[Candidate, ...]
     results: tuple[ProbeResult, ...]
+    #: Server candidates that cannot be tied to a server (a recording's SDP or candidate lines
+    #: name none); gathering always knows the server, so it never has any.
+    unattributed: tuple[Candidate, ...] = ()
 
     @property
     def candidates(self) -> tuple[Candidate, ...]:
-        gathered = tuple(c for r in self.results for c in r.candidates)
+        gathered = tuple(c for r in self.results for c in r.candidates) + self.unattributed
         return self.host_candidates + tuple(sorted(gathered, key=_when))
 
     @property

@@ -25,6 +25,7 @@ from .session import (
     RecordedState,
     RecordingError,
     Session,
+    browser_name,
     ice_server_urls,
 )
 
@@ -47,7 +48,10 @@ def parse_dump(document: dict[str, Any], file: str) -> list[Session]:
     if not isinstance(connections, dict):
         raise RecordingError("chrome://webrtc-internals dump: PeerConnections is not an "
                              "object")
-    browser = document.get("UserAgent") if isinstance(document.get("UserAgent"), str) else None
+    agent = document.get("UserAgent") if isinstance(document.get("UserAgent"), str) else None
+    # Newer dumps add UserAgentData, with the full version the frozen UserAgent hides.
+    named = browser_name(document.get("UserAgentData"))
+    browser = f"{named} ({agent})" if named and agent else named or agent
     sessions = []
     for pc_id, pc in connections.items():
         if not isinstance(pc, dict):

@@ -110,7 +110,8 @@ def _session(session: Session, slow_ms: float, require: Requirement) -> Analysis
     gathered = GatherReport(
         started_at=None if start is None else
         datetime.fromtimestamp(start / 1000, timezone.utc).isoformat(timespec="milliseconds"),
-        duration_ms=None, host_candidates=tuple(hosts), results=results)
+        duration_ms=None, host_candidates=tuple(hosts), results=results,
+        unattributed=tuple(loose))
     evidence = Evidence(tuple(hosts), results, require,
                         turn_credentials=session.turn_credentials, slow_ms=slow_ms,
                         recording=recording, unattributed=tuple(loose))

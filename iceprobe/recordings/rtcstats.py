@@ -1,8 +1,13 @@
-"""rtcstats dumps: a first line `RTCStatsDump`, a second line of JSON metadata, then one
-JSON array per line, `[method, pcId, value, …, time]`, where the last item is the time:
-absolute epoch milliseconds, or (in delta-compressed files) milliseconds since the previous
-line. `create` carries the RTCConfiguration (maybe with a username, never a credential).
-Method names may be numeric codes; those methods are recognised by their values."""
+"""rtcstats dumps (file format 3): a first line `RTCStatsDump`, a second line of JSON
+metadata, then one JSON array per line, `[method, pcId, value, …extra, delta]`. The last item
+is the time in milliseconds since the previous line; the first line's is absolute epoch
+milliseconds. `pcId` is null for events that belong to no PeerConnection.
+
+Two writers exist: rtcstats-js (numeric method codes, server metadata with `userAgent`,
+`create` carrying the configuration as the app gave it, `username` kept, `credential`
+deleted) and Chrome's own "rtcstats" download from webrtc-internals (method names as
+strings, `create` followed by the page URL, values copied from the updateLog so state values
+stay JSON-quoted and candidate errors keep Chrome's snake_case keys)."""
 
 from __future__ import annotations
 
@@ -16,18 +21,22 @@ from .session import (
     RecordedState,
     RecordingError,
     Session,
+    browser_name,
     ice_server_urls,
     text_or_none,
 )
 
 FORMAT = "rtcstats"
 MAGIC = "RTCStatsDump"
+
+#: rtcstats' compressed method names (rtcstats-shared's table), for the methods read here.
+METHOD_CODES = {
+    10: "addIceCandidate", 20: "onicecandidate", 21: "onicecandidateerror",
+    23: "onsignalingstatechange", 24: "oniceconnectionstatechange",
+    25: "onconnectionstatechange", 26: "onicegatheringstatechange", 36: "close",
+    38: "setConfiguration", 39: "create",
+}
 _STATES = {f"on{event}": kind for event, kind in STATE_EVENTS.items()}
-#: States that name their kind; the others (new, connected, failed, …) could be either.
-_GATHERING_STATES = {"gathering", "complete"}
-_CONNECTION_ONLY_STATES = {"connecting"}
-#: Below this a time is a delta from the previous line, above it epoch milliseconds.
-_EPOCH_MS = 1e11
 
 
 def parse_rtcstats(text: str, file: str) -> list[Session]:
@@ -37,11 +46,13 @@ def parse_rtcstats(text: str, file: str) -> list[Session]:
     except ValueError as exc:
         raise RecordingError(f"rtcstats dump: line 2 is not JSON metadata ({exc})") from None
     if not isinstance(metadata, dict):
-        metadata = {}
-    page = metadata.get("url") or metadata.get("path")
-    browser = metadata.get("userAgent")
+        raise RecordingError("rtcstats dump: line 2 is not a JSON metadata object")
+    origin = text_or_none(metadata.get("origin"))
+    path = text_or_none(metadata.get("url")) or text_or_none(metadata.get("path"))
+    page = (origin + path if origin and path and path.startswith("/") else path or origin)
+    browser = text_or_none(metadata.get("userAgent"))
     sessions: dict[str, Session] = {}
-    clock = 0.0
+    clock: float | None = None
     for number, raw in enumerate(lines[2:], 3):
         if not raw.strip():
             continue
@@ -53,29 +64,47 @@ def parse_rtcstats(text: str, file: str) -> list[Session]:
             raise RecordingError(f"rtcstats dump: line {number} is not JSON") from None
         if not isinstance(entry, list) or len(entry) < 3:
             continue
+        delta = entry[-1] if len(entry) >= 4 else None
+        if isinstance(delta, (int, float)) and not isinstance(delta, bool):
+            clock = float(delta) if clock is None else clock + float(delta)
         method = entry[0]
-        if not isinstance(method, str):
-            method = _method_of(entry[2])
-        stamp = entry[-1] if len(entry) >= 4 else None
-        if isinstance(stamp, (int, float)) and not isinstance(stamp, bool):
-            clock = float(stamp) if stamp > _EPOCH_MS else clock + float(stamp)
-        at = clock if stamp is not None else None
+        if isinstance(method, int) and not isinstance(method, bool):
+            method = METHOD_CODES.get(method, str(method))
         pc_id = entry[1]
-        if not isinstance(pc_id, str) or not pc_id:
+        if method == "create" and pc_id is None and browser is None:
+            browser = _browser(entry[2])  # Chrome's export: the page's navigator facts
+            for earlier in sessions.values():
+                earlier.browser = earlier.browser or browser
+        if not isinstance(method, str) or not isinstance(pc_id, str) or not pc_id:
             continue
         session = sessions.setdefault(pc_id, Session(
             format=FORMAT, file=file, id=pc_id, configuration_known=False,
-            page_url=page if isinstance(page, str) else None,
-            browser=browser if isinstance(browser, str) else None))
-        _event(session, str(method), entry[2], at)
+            page_url=page, browser=browser))
+        extra = entry[3:-1] if len(entry) >= 4 else []
+        _event(session, method, entry[2], extra, clock if delta is not None else None)
     if not sessions:
         raise RecordingError("rtcstats dump: no PeerConnection events in it")
     return list(sessions.values())
 
 
-def _event(session: Session, method: str, value: Any, at: float | None) -> None:
-    if method == "create":
+def _unquote(value: Any) -> Any:
+    """Chrome's rtcstats export keeps the updateLog's JSON-quoted strings (`"\\"failed\\""`)."""
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _event(session: Session, method: str, value: Any, extra: list[Any],
+           at: float | None) -> None:
+    value = _unquote(value)
+    if method in ("create", "setConfiguration"):
         _configure(session, value)
+        if method == "create" and session.page_url is None and extra \
+                and isinstance(extra[0], str) and "://" in extra[0]:
+            session.page_url = extra[0]
         return
     if method.startswith("on"):
         session.events += 1
@@ -86,13 +115,7 @@ def _event(session: Session, method: str, value: Any, at: float | None) -> None:
                 value["candidate"], text_or_none(value.get("url")),
                 text_or_none(value.get("relayProtocol")), at))
     elif method == "onicecandidateerror" and isinstance(value, dict):
-        code = value.get("errorCode")
-        port = value.get("port")
-        if isinstance(code, int):
-            session.errors.append(RecordedError(
-                str(value.get("url") or ""), text_or_none(value.get("address")),
-                port if isinstance(port, int) else None, code,
-                str(value.get("errorText") or ""), at))
+        _error(session, value, at)
     elif method in _STATES and isinstance(value, str):
         session.states.append(RecordedState(_STATES[method], value, at))
         if method == "onicegatheringstatechange" and value == "gathering" \
@@ -100,34 +123,31 @@ def _event(session: Session, method: str, value: Any, at: float | None) -> None:
             session.gathering_started = at
 
 
-def _method_of(value: Any) -> str:
-    """The method behind a numeric method code (newer rtcstats versions compress the names
-    with a per-version table), recognised by its value: candidates, candidate errors, the
-    configuration and state names look like nothing else."""
-    if isinstance(value, dict):
-        if "errorCode" in value:
-            return "onicecandidateerror"
-        if "candidate" in value:
-            return "onicecandidate"
-        if "iceServers" in value:
-            return "create"
-    if isinstance(value, str):
-        if value in _GATHERING_STATES:
-            return "onicegatheringstatechange"
-        if value in _CONNECTION_ONLY_STATES:
-            return "onconnectionstatechange"
-        if value in ("new", "checking", "connected", "completed", "disconnected", "failed",
-                     "closed"):
-            return "oniceconnectionstatechange"
-    return "unknown"
+def _error(session: Session, value: dict[str, Any], at: float | None) -> None:
+    """rtcstats-js logs the event's camelCase attributes; Chrome's export keeps the
+    updateLog's snake_case keys."""
+    code = value.get("errorCode", value.get("error_code"))
+    if isinstance(code, str) and code.isdigit():
+        code = int(code)
+    if not isinstance(code, int) or isinstance(code, bool):
+        return
+    port = value.get("port")
+    session.errors.append(RecordedError(
+        str(value.get("url") or ""), text_or_none(value.get("address")),
+        port if isinstance(port, int) and not isinstance(port, bool) and port > 0 else None,
+        code, str(value.get("errorText", value.get("error_text")) or ""), at))
 
 
 def _configure(session: Session, value: Any) -> None:
-    if not isinstance(value, dict):
+    if not isinstance(value, dict) or not ("iceServers" in value
+                                           or "iceTransportPolicy" in value):
         return
     session.configuration_known = True
-    urls = ice_server_urls(value.get("iceServers"))
-    session.ice_servers = urls
+    session.ice_servers = ice_server_urls(value.get("iceServers"))
     policy = value.get("iceTransportPolicy")
     session.ice_transport_policy = policy if isinstance(policy, str) else None
 
+
+
+def _browser(value: Any) -> str | None:
+    return browser_name(value.get("userAgentData") if isinstance(value, dict) else None)

@@ -103,3 +103,21 @@ def ice_server_urls(servers: Any) -> list[str]:
 
 def text_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def browser_name(data: Any) -> str | None:
+    """"Google Chrome 142.0.7444.60" from a navigator.userAgentData record (its
+    `fullVersionList` when there, else `brands`), leaving out the GREASE brand and the
+    engine when a browser brand is there; None when there is nothing to name."""
+    if not isinstance(data, dict):
+        return None
+    brands = data.get("fullVersionList") or data.get("brands")
+    names = [f"{b.get('brand')} {b.get('version')}" for b in
+             (brands if isinstance(brands, list) else [])
+             if isinstance(b, dict) and isinstance(b.get("brand"), str)
+             and "brand" not in b["brand"].lower()]
+    if len(names) > 1:
+        names = [n for n in names if not n.startswith("Chromium ")] or names
+    platform = data.get("platform")
+    suffix = f" on {platform}" if isinstance(platform, str) and platform else ""
+    return ", ".join(names) + suffix if names else None

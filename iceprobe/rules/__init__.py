@@ -80,7 +80,8 @@ RULES: tuple[Rule, ...] = (
 #: Every verdict id the rules can produce; `--ignore` accepts only these.
 VERDICT_IDS: tuple[str, ...] = (
     "all-candidates-gathered", "only-host-candidates", "no-relay-candidates",
-    "server-unreachable", "server-error", "server-no-candidate", "no-host-candidates",
+    "server-unreachable", "server-error", "server-no-candidate", "srflx-from-another-server",
+    "no-host-candidates",
     "no-servers", "turn-credentials-missing", "no-nat", "slow-server",
     "relay-address-private", "udp-blocked", "turn-credentials-rejected",
     "allocation-quota-reached", "server-at-capacity", "forbidden", "transport-not-supported",

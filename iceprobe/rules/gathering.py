@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from ..codes import for_cause
 from ..model import (
+    Candidate,
     CandidateType,
     Cause,
     ErrorEvent,
@@ -144,11 +145,38 @@ def server_without_candidate(evidence: Evidence) -> list[Verdict]:
                   "error events, so why is unknown.")
         hint = ("Ask for a chrome://webrtc-internals dump, or probe the server with "
                 "`iceprobe gather` from the same network.")
-    return [Verdict(
-        id="server-no-candidate", severity=failure_severity(evidence, r),
-        title=f"{r.server.url} gave no {r.server.expected_candidate.value} candidate",
-        detail=detail, hint=hint, urls=(r.server.url,))
-        for r in evidence.results if not r.ok and not r.errors]
+    verdicts = []
+    for r in evidence.results:
+        if r.ok or r.errors:
+            continue
+        if recording is not None and r.server.expected_candidate is CandidateType.SRFLX:
+            others = [c for c in evidence.gathered if c.type is CandidateType.SRFLX]
+            if others:
+                verdicts.append(_srflx_elsewhere(r.server.url, others))
+                continue
+        verdicts.append(Verdict(
+            id="server-no-candidate", severity=failure_severity(evidence, r),
+            title=f"{r.server.url} gave no {r.server.expected_candidate.value} candidate",
+            detail=detail, hint=hint, urls=(r.server.url,)))
+    return verdicts
+
+
+def _srflx_elsewhere(url: str, others: Sequence[Candidate]) -> Verdict:
+    """Browsers keep one srflx candidate per mapped address: when two servers see the same
+    mapping, only the first one's candidate is reported, so a silent STUN server next to a
+    gathered srflx most likely answered with the same address."""
+    sources = sorted({c.url for c in others if c.url} - {url})
+    where = f" from {', '.join(sources)}" if sources else ""
+    addresses = sorted({c.address for c in others})
+    return Verdict(
+        id="srflx-from-another-server", severity=Severity.INFO,
+        title=f"{url}: no srflx candidate of its own, and no error",
+        detail=f"A srflx candidate ({', '.join(addresses)}) was gathered{where}. Browsers drop "
+               "a srflx candidate whose address equals one already gathered, so this server "
+               "most likely answered with the same mapping.",
+        hint="Nothing to fix if the addresses match; to see this server's own answer, probe "
+             "it alone with `iceprobe gather --stun URL`.",
+        urls=(url,))
 
 
 def all_candidates_gathered(evidence: Evidence) -> list[Verdict]:

@@ -91,8 +91,16 @@ def dump_incomplete(evidence: Evidence) -> list[Verdict]:
         id="dump-incomplete", severity=Severity.WARN, title="Nothing was recorded",
         detail="The recording holds no events for this PeerConnection: it was opened after "
                "the call started, or the call never gathered.",
-        hint="Open chrome://webrtc-internals (or start recording) before starting the call, "
-             "reproduce the problem, then download the dump.")]
+        hint=_RECORD_EARLIER.get(recording.format, _RECORD_EARLIER["other"]))]
+
+
+#: How to get a complete recording, per format.
+_RECORD_EARLIER = {
+    "chrome-webrtc-internals": "Open chrome://webrtc-internals before starting the call, "
+                               "reproduce the problem, then download the dump.",
+    "other": "If the PeerConnection was meant to connect, start recording before it is "
+             "created; otherwise it was created and never used, and this can be ignored.",
+}
 
 
 def candidate_errors_unknown(evidence: Evidence) -> list[Verdict]:

@@ -305,6 +305,9 @@ class Recording:
     errors_recorded: bool = True
     #: How many events the recording holds (0: recording started after the call).
     events: int = 0
+    #: The event log is empty but candidates were read from elsewhere (Chrome's stats):
+    #: states and errors were not recorded.
+    log_missing: bool = False
     states: tuple[StateChange, ...] = ()
     #: The precision of its timestamps: 1000 ms for a locale time string, 1 for epoch ms.
     time_resolution_ms: float = 1.0

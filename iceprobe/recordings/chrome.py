@@ -18,6 +18,7 @@ import re
 from datetime import datetime, timezone
 from typing import Any
 
+from .candidates import parse_candidate_line
 from .session import (
     STATE_EVENTS,
     RecordedCandidate,
@@ -77,7 +78,64 @@ def _connection(pc_id: str, pc: dict[str, Any], browser: str | None, file: str) 
     for entry in log:
         if isinstance(entry, dict):
             _entry(session, entry)
+    stats = pc.get("stats")
+    found = _stats_candidates(stats if isinstance(stats, dict) else {})
+    known = {_identity(c.line) for c in session.candidates}
+    extra = [c for c in found if _identity(c.line) not in known]
+    session.candidates.extend(extra)
+    if not log and extra:
+        # The tab was opened during the call: getStats() saw the candidates in use, but no
+        # event (error, state) was logged.
+        session.events, session.log_missing, session.errors_recorded = len(extra), True, False
     return session
+
+
+def _stats_candidates(stats: dict[str, Any]) -> list[RecordedCandidate]:
+    """Local candidates from the stats: keys `<statsId>-<attribute>`, `statsType`
+    `local-candidate`, `values` a JSON-encoded array (one entry per poll; the last is kept)."""
+    attributes: dict[str, dict[str, Any]] = {}
+    for key, series in stats.items():
+        if not isinstance(series, dict) or series.get("statsType") != "local-candidate":
+            continue
+        stats_id, sep, name = str(key).rpartition("-")
+        values = _decoded(series.get("values"))
+        if sep and isinstance(values, list) and values:
+            attributes.setdefault(stats_id, {})[name] = values[-1]
+    found = []
+    for item in attributes.values():
+        line = _stats_line(item)
+        if line is not None:
+            url, protocol = item.get("url"), item.get("relayProtocol")
+            found.append(RecordedCandidate(line, url if isinstance(url, str) and url else None,
+                                           protocol if isinstance(protocol, str) and protocol
+                                           else None, None))
+    return found
+
+
+def _stats_line(item: dict[str, Any]) -> str | None:
+    """A candidate line rebuilt from an RTCIceCandidateStats (older versions say `ip`)."""
+    address = item.get("address") or item.get("ip")
+    port, kind = item.get("port"), item.get("candidateType")
+    if isinstance(port, str) and port.isdigit():
+        port = int(port)
+    if not isinstance(address, str) or not address or not isinstance(port, int) or \
+            kind not in ("host", "srflx", "prflx", "relay"):
+        return None  # without an address and a port there is nothing to judge
+    priority = item.get("priority")
+    line = (f"candidate:{item.get('foundation') or 0} 1 {item.get('protocol') or 'udp'} "
+            f"{priority if isinstance(priority, int) else 0} {address} {port} typ {kind}")
+    related, related_port = item.get("relatedAddress"), item.get("relatedPort")
+    if isinstance(related, str) and related and isinstance(related_port, int):
+        line += f" raddr {related} rport {related_port}"
+    tcp_type = item.get("tcpType")
+    return line + (f" tcptype {tcp_type}" if isinstance(tcp_type, str) and tcp_type else "")
+
+
+def _identity(line: str) -> tuple[object, ...] | None:
+    parsed = parse_candidate_line(line)
+    if parsed is None:
+        return None
+    return (parsed.type, parsed.protocol.lower(), parsed.address, parsed.port)
 
 
 def _entry(session: Session, entry: dict[str, Any]) -> None:

@@ -105,6 +105,7 @@ def _session(session: Session, slow_ms: float, require: Requirement) -> Analysis
         format=session.format, ice_transport_policy=session.ice_transport_policy,
         configuration_known=session.configuration_known,
         errors_recorded=session.errors_recorded, events=session.events,
+        log_missing=session.log_missing,
         states=tuple(StateChange(s.kind, s.state, elapsed(s.at)) for s in session.states),
         time_resolution_ms=session.time_resolution_ms)
     gathered = GatherReport(

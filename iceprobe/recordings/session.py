@@ -66,6 +66,7 @@ class Session:
     #: How many events the recording has for this PeerConnection.
     events: int = 0
     errors_recorded: bool = True
+    log_missing: bool = False
     time_resolution_ms: float = 1.0
     gathering_started: float | None = None
 

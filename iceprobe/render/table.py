@@ -42,7 +42,7 @@ def render_table(report: Report, console: Console) -> None:
     if gathered.errors:
         console.print(_errors_table(gathered.errors))
     elif report.recording is not None and not report.recording.errors_recorded:
-        console.print(Text("Error events: not recorded by this format (unknown, not none)",
+        console.print(Text("Error events: not recorded (unknown, not none)",
                            style="dim"))
     if report.recording is not None and report.recording.states:
         console.print(_timeline_table(report.recording))

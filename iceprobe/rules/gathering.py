@@ -141,9 +141,12 @@ def server_without_candidate(evidence: Evidence) -> list[Verdict]:
         hint = ("Gathering may have ended (or the recording stopped) before the server "
                 "answered; probe it with `iceprobe gather` from the same network.")
     else:
-        detail = ("The browser gathered no candidate from it; this format does not record "
-                  "error events, so why is unknown.")
-        hint = ("Ask for a chrome://webrtc-internals dump, or probe the server with "
+        detail = ("The browser gathered no candidate from it; the recording holds no error "
+                  "events, so why is unknown.")
+        hint = ("Ask for a chrome://webrtc-internals dump recorded from before the call "
+                "started, or probe the server with `iceprobe gather` from the same network."
+                if recording.log_missing else
+                "Ask for a chrome://webrtc-internals dump, or probe the server with "
                 "`iceprobe gather` from the same network.")
     verdicts = []
     for r in evidence.results:

@@ -85,7 +85,16 @@ def ice_policy_mismatch(evidence: Evidence) -> list[Verdict]:
 
 def dump_incomplete(evidence: Evidence) -> list[Verdict]:
     recording = evidence.recording
-    if recording is None or recording.events:
+    if recording is None:
+        return []
+    if recording.log_missing:
+        return [Verdict(
+            id="dump-incomplete", severity=Severity.WARN, title="The event log is empty",
+            detail="Only the candidates in the stats were recorded: no error event and no "
+                   "state change, so failures cannot be explained and servers without a "
+                   "candidate may have failed in any way.",
+            hint=_RECORD_EARLIER.get(recording.format, _RECORD_EARLIER["other"]))]
+    if recording.events:
         return []
     return [Verdict(
         id="dump-incomplete", severity=Severity.WARN, title="Nothing was recorded",
@@ -105,8 +114,8 @@ _RECORD_EARLIER = {
 
 def candidate_errors_unknown(evidence: Evidence) -> list[Verdict]:
     recording = evidence.recording
-    if recording is None or recording.errors_recorded:
-        return []
+    if recording is None or recording.errors_recorded or recording.log_missing:
+        return []  # an empty log is dump-incomplete's to report
     return [Verdict(
         id="candidate-errors-unknown", severity=Severity.INFO,
         title="Candidate errors were not recorded",

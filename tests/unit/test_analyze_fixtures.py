@@ -133,6 +133,31 @@ def test_two_peer_connections_en_gb_times_and_no_url_suffix() -> None:
     assert first.gathered.started_at == "2023-04-18T14:03:04.000+00:00"  # 18/04/2023, day first
 
 
+def test_stats_candidates_are_read_when_the_update_log_is_empty() -> None:
+    [found] = sessions("chrome-m122-stats-only.json")
+    assert found["dump-incomplete"] == "warn"  # no errors, no states: said once, plainly
+    assert "candidate-errors-unknown" not in found
+    assert failing(found) == {"no-relay-candidates", "server-no-candidate"}
+    [result] = analysed("chrome-m122-stats-only.json")
+    got = [(c.type.value, c.address, c.port, c.url) for c in result.gathered.candidates]
+    assert got == [("host", "192.168.1.23", 54400, None),
+                   ("srflx", "203.0.113.7", 61000, "stun:stun.example.com:3478")]
+
+
+def test_stats_candidates_already_in_the_update_log_are_not_counted_twice() -> None:
+    document = json.loads((FIXTURES / "chrome-m120-turn-401.json").read_bytes())
+    stats_only = json.loads((FIXTURES / "chrome-m122-stats-only.json").read_bytes())
+    [pc] = document["PeerConnections"].values()
+    [other] = stats_only["PeerConnections"].values()
+    pc["stats"] = other["stats"]  # the same host, 192.168.1.23:54400, and a second srflx
+    [result] = [analysis(i, 500.0, Requirement.EACH) for i in items(
+        "x", json.dumps(document).encode())]
+    hosts = [(c.address, c.port) for c in result.gathered.host_candidates]
+    assert hosts == [("192.168.1.23", 54400)]
+    assert result.evidence.recording is not None
+    assert not result.evidence.recording.log_missing
+
+
 # era 3 (~M142 on)
 
 def test_chrome_m142_json_values_relay_policy_and_failure() -> None:

@@ -10,6 +10,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+#: Probes in flight at once (each holds one socket), unless --concurrency says otherwise.
+DEFAULT_CONCURRENCY = 500
+
 
 class Scheme(str, enum.Enum):
     """URI schemes of RFC 7064 (STUN) and RFC 7065 (TURN)."""
@@ -160,12 +163,25 @@ class ProbeResult:
     duration_ms: float | None
     #: The addresses the server's name resolved to (the literal itself for an IP).
     addresses: tuple[str, ...] = ()
+    #: Why the probe did not finish (interrupted, or never given a probe slot within the
+    #: budget); None when it finished. Its candidates and errors are what came before.
+    unfinished: str | None = None
 
     @property
     def ok(self) -> bool:
         """The server yielded the candidate type it exists for, from at least one address."""
         wanted = self.server.expected_candidate
         return any(c.type is wanted for c in self.candidates)
+
+    @property
+    def status(self) -> str:
+        """ok, failed, interrupted (the run was stopped first) or not-probed (no probe slot
+        came free within the budget)."""
+        if self.ok:
+            return "ok"
+        if self.unfinished is None:
+            return "failed"
+        return "interrupted" if self.unfinished == "interrupted" else "not-probed"
 
 
 def _when(item: Candidate | ErrorEvent) -> float:
@@ -184,6 +200,8 @@ class GatherReport:
     #: Server candidates that cannot be tied to a server (a recording's SDP or candidate lines
     #: name none); gathering always knows the server, so it never has any.
     unattributed: tuple[Candidate, ...] = ()
+    #: The run was stopped by a signal (SIGINT, SIGTERM) before every probe finished.
+    interrupted: bool = False
 
     @property
     def candidates(self) -> tuple[Candidate, ...]:

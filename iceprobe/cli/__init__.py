@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -27,7 +28,12 @@ class ExitCode(enum.IntEnum):
     FAIL = 1
     USAGE = 2
     INTERNAL = 3
-    INTERRUPTED = 130
+    INTERRUPTED = 130  # 128 + SIGINT
+    TERMINATED = 143  # 128 + SIGTERM
+
+
+class Terminated(BaseException):
+    """SIGTERM outside a probe (which handles it itself): stop like Ctrl-C does."""
 
 
 class InternalError(Exception):
@@ -59,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     # Libraries' warnings (aioice, aiortc, asyncio) must not reach the user's terminal through
     # logging's last-resort handler: the report says what matters, --verbose traces the rest.
     logging.getLogger().addHandler(logging.NullHandler())
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         code = cli.main(args=argv, prog_name="iceprobe", standalone_mode=False)
     except click.ClickException as exc:
@@ -67,6 +74,9 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     except (KeyboardInterrupt, click.Abort):
         click.echo("iceprobe: interrupted", err=True)
         sys.exit(ExitCode.INTERRUPTED)
+    except Terminated:
+        click.echo("iceprobe: terminated", err=True)
+        sys.exit(ExitCode.TERMINATED)
     except InternalError as exc:
         if exc.verbose:
             traceback.print_exception(exc.original)
@@ -74,6 +84,10 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     except Exception as exc:
         _internal(exc)
     sys.exit(code if isinstance(code, int) else ExitCode.OK)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
 
 
 def _internal(exc: BaseException) -> NoReturn:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..model import Credentials, Requirement, Scheme, ServerSpec
+from ..model import DEFAULT_CONCURRENCY, Credentials, Requirement, Scheme, ServerSpec
 from . import InternalError, cli
 from .options import (
     CredentialInput,
@@ -22,6 +22,8 @@ from .options import (
 from .output import Output, emit, run
 
 if TYPE_CHECKING:
+    import asyncio
+
     from ..model import GatherReport, RelayCheck
 
 
@@ -36,7 +38,12 @@ if TYPE_CHECKING:
 @tls_options
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True, max=300),
               default=5.0, show_default=True, metavar="SECONDS",
-              help="Time budget per server.")
+              help="Time budget of the whole gathering: every probe ends by then (plus at "
+                   "most 1 s to release allocations).")
+@click.option("--concurrency", type=click.IntRange(1, 10000), default=DEFAULT_CONCURRENCY,
+              show_default=True, metavar="N",
+              help="Probes in flight at once (each holds a socket); the rest wait for a "
+                   "slot within the same --timeout.")
 @require_option("each: every server must yield its candidate; any: one working STUN and "
                    "one working TURN server are enough.")
 @click.option("--slow-ms", type=click.FloatRange(min=0, min_open=True), default=500.0,
@@ -58,7 +65,8 @@ if TYPE_CHECKING:
 @click.pass_context
 def gather(ctx: click.Context, stun_servers: tuple[ServerSpec, ...],
            turn_servers: tuple[ServerSpec, ...], credentials: CredentialInput,
-           ca_file: str | None, insecure: bool, timeout: float, require: str,
+           ca_file: str | None, insecure: bool, timeout: float, concurrency: int,
+           require: str,
            slow_ms: float, relay_family: str, matrix: bool, ports: tuple[int, ...],
            relay_check: bool, ignore: tuple[str, ...], redact: str | None, as_json: bool,
            verbose: bool) -> int:
@@ -66,7 +74,7 @@ def gather(ctx: click.Context, stun_servers: tuple[ServerSpec, ...],
 
     \b
     Exit codes: 0 no failing verdict, 1 a failing verdict, 2 bad usage,
-                3 internal error, 130 interrupted.
+                3 internal error, 130 interrupted (SIGINT), 143 terminated (SIGTERM).
     """
     if ports and not matrix:
         raise click.UsageError("--port goes with --matrix", ctx=ctx)
@@ -85,7 +93,7 @@ def gather(ctx: click.Context, stun_servers: tuple[ServerSpec, ...],
     output = Output(ignore, redact, as_json, verbose)
     try:
         settings = _Settings(timeout, Requirement(require), slow_ms, ca_file, insecure, matrix,
-                             relay_family, relay_check)
+                             relay_family, relay_check, concurrency)
         return _gather(specs, resolved, settings, output)
     except (KeyboardInterrupt, click.Abort):
         raise
@@ -103,6 +111,7 @@ class _Settings:
     matrix: bool
     relay_family: str
     relay_check: bool
+    concurrency: int
 
 
 def _gather(specs: tuple[ServerSpec, ...], credentials: Credentials | None,
@@ -115,28 +124,31 @@ def _gather(specs: tuple[ServerSpec, ...], credentials: Credentials | None,
 
     options = GatherOptions(timeout=settings.timeout, credentials=credentials,
                             ca_file=settings.ca_file, insecure=settings.insecure,
+                            concurrency=settings.concurrency,
                             relay_families={"ipv4": (None,), "ipv6": (6,),
                                             "both": (None, 6)}[settings.relay_family])
 
-    async def probe() -> tuple[GatherReport, tuple[RelayCheck, ...]]:
-        gathered = await gather_candidates(specs, options)
-        if not settings.relay_check or credentials is None:
+    async def probe(stop: asyncio.Event) -> tuple[GatherReport, tuple[RelayCheck, ...]]:
+        gathered = await gather_candidates(specs, options, stop)
+        if not settings.relay_check or credentials is None or stop.is_set():
             return gathered, ()
         from ..gather.datapath import RelayOptions, check_relays
         from ..gather.run import tls_context
 
         return gathered, await check_relays(gathered, RelayOptions(
-            credentials=credentials, tls=tls_context(options)))
+            credentials=credentials, tls=tls_context(options)), stop)
 
-    gathered, relays = run(probe(), f"Probing {len(specs)} server(s)…", output.verbose)
+    (gathered, relays), stopped_by = run(probe, f"Probing {len(specs)} server(s)…",
+                                         output.verbose)
     ephemeral = ephemeral_expiry(credentials.username, time.time()) if credentials else None
     evidence = Evidence(gathered.host_candidates, gathered.results, settings.require,
                         turn_credentials=credentials is not None, slow_ms=settings.slow_ms,
                         ephemeral=ephemeral, insecure=settings.insecure, matrix=settings.matrix,
                         relay_family=settings.relay_family, relays=relays)
     report = Report(gathered, tuple(evaluate(evidence, output.ignore)), settings.require,
-                    matrix=settings.matrix, relays=relays)
-    return emit(report, output)
+                    matrix=settings.matrix, relays=relays, interrupted=stopped_by is not None)
+    code = emit(report, output)
+    return code if stopped_by is None else 128 + stopped_by
 
 
 __all__ = ["gather"]

@@ -3,7 +3,10 @@ then redact, render and turn the verdicts into an exit code."""
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+import os
+import signal
+import sys
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -26,19 +29,64 @@ class Output:
     verbose: bool
 
 
-def run(probe: Coroutine[Any, Any, T], status: str, verbose: bool) -> T:
-    """Run the probe; a spinner on a terminal, the transaction trace with --verbose."""
+if TYPE_CHECKING:
+    import asyncio
+
+Probe = Callable[["asyncio.Event"], Coroutine[Any, Any, T]]
+#: The signals that stop a probe in an orderly way.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def run(probe: Probe[T], status: str, verbose: bool) -> tuple[T, int | None]:
+    """Run the probe; a spinner on a terminal, the transaction trace with --verbose.
+
+    SIGINT and SIGTERM set the event the probe is given: it then stops, releases what it
+    holds within about a second, and returns what it found; this returns it with the
+    signal's number (None when the probe ran to its end). A second signal stops at once."""
     import asyncio
 
     from rich.console import Console
 
     if verbose:
         enable_trace()
-    err = Console(stderr=True)
-    if err.is_terminal and not verbose:
-        with err.status(status, spinner="dots"):
-            return asyncio.run(probe)
-    return asyncio.run(probe)
+    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+
+    async def main() -> tuple[T, int | None]:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        received: list[int] = []
+
+        def on_signal(signum: int) -> None:
+            if received:
+                sys.stderr.write("iceprobe: stopping at once\n")
+                sys.stderr.flush()
+                os._exit(128 + received[0])
+            received.append(signum)
+            stop.set()
+
+        installed = []
+        for signum in STOP_SIGNALS:
+            try:
+                loop.add_signal_handler(signum, on_signal, signum)
+                installed.append(signum)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass  # not the main thread, or a platform without signals in the loop
+        try:
+            return await probe(stop), (received[0] if received else None)
+        finally:
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+
+    try:
+        err = Console(stderr=True)
+        if err.is_terminal and not verbose:
+            with err.status(status, spinner="dots"):
+                return asyncio.run(main())
+        return asyncio.run(main())
+    finally:
+        for signum, handler in previous.items():
+            if handler is not None:
+                signal.signal(signum, handler)
 
 
 def emit(report: Report, output: Output) -> int:

@@ -21,6 +21,8 @@ from .options import (
 from .output import Output, emit, run
 
 if TYPE_CHECKING:
+    import asyncio
+
     from ..gather.datapath import RelayOptions
     from ..model import GatherReport, RelayCheck
 
@@ -66,7 +68,7 @@ def relay(ctx: click.Context, turn_servers: tuple[ServerSpec, ...],
 
     \b
     Exit codes: 0 no failing verdict, 1 a failing verdict, 2 bad usage,
-                3 internal error, 130 interrupted.
+                3 internal error, 130 interrupted (SIGINT), 143 terminated (SIGTERM).
     """
     from ..gather.datapath import RelayOptions, supported
 
@@ -109,19 +111,20 @@ def _relay(specs: tuple[ServerSpec, ...], credentials: Credentials, options: Rel
                              credentials=credentials, ca_file=ca_file, insecure=insecure)
     options = dataclasses.replace(options, tls=tls_context(precheck))
 
-    async def probe() -> tuple[GatherReport, tuple[RelayCheck, ...]]:
-        gathered = await gather(specs, precheck)
-        return gathered, await check_relays(gathered, options)
+    async def probe(stop: asyncio.Event) -> tuple[GatherReport, tuple[RelayCheck, ...]]:
+        gathered = await gather(specs, precheck, stop)
+        return gathered, await check_relays(gathered, options, stop)
 
-    gathered, relays = run(probe(), f"Checking the data path through {len(specs)} TURN "
-                                    "server(s)…", output.verbose)
+    (gathered, relays), stopped_by = run(probe, f"Checking the data path through {len(specs)} "
+                                                "TURN server(s)…", output.verbose)
     evidence = Evidence(gathered.host_candidates, gathered.results, Requirement.EACH,
                         turn_credentials=True, insecure=insecure,
                         ephemeral=ephemeral_expiry(credentials.username, time.time()),
                         relays=relays, relay_max_rtt_ms=max_rtt, relay_min_bps=min_bps)
     report = Report(gathered, tuple(evaluate(evidence, output.ignore)), Requirement.EACH,
-                    relays=relays)
-    return emit(report, output)
+                    relays=relays, interrupted=stopped_by is not None)
+    code = emit(report, output)
+    return code if stopped_by is None else 128 + stopped_by
 
 
 __all__ = ["relay"]

@@ -258,8 +258,11 @@ async def _until(check: _Check, events: list[asyncio.Event], failed: list[asynci
     return waiters[0] in done and not check.denied.is_set()
 
 
-async def check_relay(spec: ServerSpec, options: RelayOptions) -> RelayCheck:
-    """Run the whole check against one TURN server; never raises for a network failure."""
+async def check_relay(spec: ServerSpec, options: RelayOptions,
+                      stopping: asyncio.Event | None = None) -> RelayCheck:
+    """Run the whole check against one TURN server; never raises for a network failure.
+    `stopping` is set by a caller about to cancel it: the peers then close within
+    STOP_CLOSE instead of the rest of the budget."""
     check = _Check(spec, options)
     peers: list[_Peer] = []
     try:
@@ -271,7 +274,7 @@ async def check_relay(spec: ServerSpec, options: RelayOptions) -> RelayCheck:
                           failure=f"internal error: {type(exc).__name__}: {exc}",
                           errors=tuple(check.errors))
     finally:
-        await _close(check, peers)
+        await _close(check, peers, stopping is not None and stopping.is_set())
 
 
 async def _run(check: _Check, peers: list[_Peer]) -> RelayCheck:
@@ -442,12 +445,12 @@ def _spread(samples: list[float]) -> Spread:
                   max=ordered[-1])
 
 
-async def _close(check: _Check, peers: list[_Peer]) -> None:
+async def _close(check: _Check, peers: list[_Peer], stopping: bool = False) -> None:
     """Close both peers (which releases their allocations), bounded by what is left of the
-    budget and never less than the close reserve."""
+    budget and never less than the close reserve; STOP_CLOSE when the run is stopping."""
     if not peers:
         return
-    budget = max(CLOSE_RESERVE, check.remaining())
+    budget = STOP_CLOSE if stopping else max(CLOSE_RESERVE, check.remaining())
     closing = asyncio.gather(*(p.pc.close() for p in peers), return_exceptions=True)
     try:
         await asyncio.wait_for(closing, budget)
@@ -456,12 +459,19 @@ async def _close(check: _Check, peers: list[_Peer]) -> None:
 
 
 
-async def check_relays(gathered: GatherReport, options: RelayOptions) -> tuple[RelayCheck, ...]:
+async def check_relays(gathered: GatherReport, options: RelayOptions,
+                       stop: asyncio.Event | None = None) -> tuple[RelayCheck, ...]:
     """A data-path check for each TURN server of a gathering run, one after the other so that
     their measurements do not disturb each other. A server whose allocation failed in the
-    gathering is not tried: its verdicts already say why."""
-    checks = []
+    gathering is not tried: its verdicts already say why. When `stop` is set, the check in
+    progress closes its peers (releasing their allocations) within STOP_CLOSE and the
+    checks not run yet are reported as not tried."""
+    checks: list[RelayCheck] = []
     for result in gathered.results:
+        if stop is not None and stop.is_set():
+            if result.server.is_turn:
+                checks.append(_interrupted(result.server, 0.0))
+            continue
         spec = result.server
         if not spec.is_turn:
             continue
@@ -473,5 +483,35 @@ async def check_relays(gathered: GatherReport, options: RelayOptions) -> tuple[R
                                      failed_step=RelayStep.ALLOCATE, failure=why))
             continue
         log.debug("relay check through %s", spec.url)
-        checks.append(await check_relay(spec, options))
+        checks.append(await _stoppable(spec, options, stop))
     return tuple(checks)
+
+
+#: How long an interrupted check may spend closing its peers (and releasing allocations).
+STOP_CLOSE = 1.0
+
+
+async def _stoppable(spec: ServerSpec, options: RelayOptions,
+                     stop: asyncio.Event | None) -> RelayCheck:
+    if stop is None:
+        return await check_relay(spec, options)
+    started = time.monotonic()
+    stopping = asyncio.Event()
+    task = asyncio.ensure_future(check_relay(spec, options, stopping))
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+    if task.done():
+        return task.result()
+    stopping.set()
+    task.cancel()
+    await asyncio.wait({task}, timeout=STOP_CLOSE + 0.2)
+    return _interrupted(spec, round((time.monotonic() - started) * 1000, 1))
+
+
+def _interrupted(spec: ServerSpec, duration_ms: float) -> RelayCheck:
+    return RelayCheck(server=spec, duration_ms=duration_ms, attempted=False,
+                      failed_step=RelayStep.ALLOCATE,
+                      failure="not finished: the run was interrupted")

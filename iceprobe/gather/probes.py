@@ -35,6 +35,15 @@ class Allocation:
     recovered: tuple[ProbeFailure, ...] = ()
 
 
+@dataclass
+class Attempt:
+    """What an Allocate in progress has sent: once an authenticated request is out, the
+    server may hold an allocation even if its answer never arrives, and a run that stops
+    then (Ctrl-C, SIGTERM) must still delete it with these credentials."""
+
+    auth: LongTermAuth | None = None
+
+
 class Redirect(ProbeFailure):
     """A 300 Try Alternate with its ALTERNATE-SERVER (RFC 8489 section 10)."""
 
@@ -66,9 +75,12 @@ async def binding(channel: Channel, deadline: float) -> Address:
 
 
 async def allocate(channel: Channel, credentials: Credentials | None,
-                   deadline: float, family: int | None = None) -> Allocation:
-    """Create a TURN allocation, answering the long-term credential challenge."""
+                   deadline: float, family: int | None = None,
+                   attempt: Attempt | None = None) -> Allocation:
+    """Create a TURN allocation, answering the long-term credential challenge; `attempt`
+    follows which credentials went out, for a release if the caller is cancelled."""
     auth: LongTermAuth | None = None
+    attempt = attempt if attempt is not None else Attempt()
     stale_retries = 0
     recovered: list[ProbeFailure] = []
     response = await channel.transact(wire.allocate_request(None, family), deadline)
@@ -88,6 +100,7 @@ async def allocate(channel: Channel, credentials: Credentials | None,
                                        response.realm or auth.realm, response.nonce)
         else:
             raise _error_failure(response)
+        attempt.auth = auth
         response = await channel.transact(wire.allocate_request(auth, family), deadline)
 
     if response.relayed_address is None:
@@ -102,15 +115,21 @@ async def release(channel: Channel, allocation: Allocation,
                   credentials: Credentials | None) -> bool:
     """Delete the allocation so that repeated runs never exhaust the user's quota.
     Bounded by RELEASE_BUDGET; returns whether the server confirmed."""
+    return await release_with(channel, allocation.auth, credentials,
+                              describe(allocation.relayed_address))
+
+
+async def release_with(channel: Channel, auth: LongTermAuth | None,
+                       credentials: Credentials | None, what: str = "pending") -> bool:
+    """A Refresh of LIFETIME 0 on this 5-tuple with these credentials: deletes the
+    allocation, or (437) finds there was none. Bounded by RELEASE_BUDGET."""
     deadline = time.monotonic() + RELEASE_BUDGET
-    auth = allocation.auth
     server = describe(channel.server_address)
     try:
         for _ in range(_MAX_STALE_NONCE_RETRIES + 1):
             response = await channel.transact(wire.release_request(auth), deadline)
             if not response.is_error:
-                log.debug("< %s allocation %s released", server,
-                          describe(allocation.relayed_address))
+                log.debug("< %s allocation %s released", server, what)
                 return True
             if (response.error_code == 438 and auth is not None and credentials is not None
                     and response.nonce is not None):

@@ -7,16 +7,19 @@ each failure is an `ErrorEvent` in the result of the server it concerns.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import socket
 import ssl
 import time
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 from ..model import (
+    DEFAULT_CONCURRENCY,
     Candidate,
     CandidateType,
     Cause,
@@ -34,6 +37,10 @@ from .wire import Address
 
 log = logging.getLogger("iceprobe.gather")
 
+#: How long a stopped run (SIGINT, SIGTERM) waits for its probes to release their
+#: allocations and close their sockets: a release's own budget, plus a little.
+STOP_BUDGET = probes.RELEASE_BUDGET + 0.2
+
 _TYPE_PREFERENCE = {CandidateType.HOST: 126, CandidateType.SRFLX: 100, CandidateType.RELAY: 0}
 
 
@@ -48,6 +55,9 @@ class GatherOptions:
     #: Relay address families to request: (None,) is the default IPv4 without the
     #: attribute, as browsers do; 6 asks for IPv6 with REQUESTED-ADDRESS-FAMILY.
     relay_families: tuple[int | None, ...] = (None,)
+    #: At most this many probes (sockets) at once; the others wait for a slot, within the
+    #: same budget.
+    concurrency: int = DEFAULT_CONCURRENCY
 
 
 def priority(kind: CandidateType, address: str) -> int:
@@ -67,7 +77,13 @@ class _Run:
     started: float
     deadline: float
     local_ips: list[str]
+    slots: asyncio.Semaphore
     tls: ssl.SSLContext | None = None
+    #: Per server (by index): what its finished attempts found, the addresses it resolved
+    #: to, and how many attempts never got a slot; read back when the run is stopped.
+    found: dict[int, tuple[list[Candidate], list[ErrorEvent]]] = field(default_factory=dict)
+    addresses: dict[int, list[str]] = field(default_factory=dict)
+    starved: dict[int, int] = field(default_factory=dict)
 
     def elapsed_ms(self) -> float:
         return round((time.monotonic() - self.started) * 1000, 1)
@@ -89,15 +105,22 @@ def tls_context(options: GatherOptions) -> ssl.SSLContext:
     return context
 
 
-async def gather(servers: Sequence[ServerSpec], options: GatherOptions) -> GatherReport:
-    """Probe every server and return what each yielded."""
+async def gather(servers: Sequence[ServerSpec], options: GatherOptions,
+                 stop: asyncio.Event | None = None) -> GatherReport:
+    """Probe every server and return what each yielded. When `stop` is set (the CLI sets it
+    on SIGINT or SIGTERM) the probes still running are cancelled, release what they
+    allocated within STOP_BUDGET, and the report holds what was found until then."""
     started_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
     started = time.monotonic()
-    run = _Run(options, started, started + options.timeout, [])
+    _allow_descriptors(options.concurrency + _SPARE_DESCRIPTORS)
+    run = _Run(options, started, started + options.timeout, [],
+               asyncio.Semaphore(max(1, options.concurrency)))
     host_sockets, host_candidates = _bind_host_sockets(run)
     run.local_ips = [c.address for c in host_candidates]
+    tasks = [asyncio.ensure_future(_probe_server(run, index, spec))
+             for index, spec in enumerate(servers)]
     try:
-        results = await asyncio.gather(*(_probe_server(run, spec) for spec in servers))
+        interrupted = await _wait(tasks, stop)
     finally:
         for sock in host_sockets:
             sock.close()
@@ -105,8 +128,69 @@ async def gather(servers: Sequence[ServerSpec], options: GatherOptions) -> Gathe
         started_at=started_at,
         duration_ms=run.elapsed_ms(),
         host_candidates=tuple(host_candidates),
-        results=tuple(results),
+        results=tuple(_outcome(run, index, spec, task)
+                      for index, (spec, task) in enumerate(zip(servers, tasks, strict=True))),
+        interrupted=interrupted,
     )
+
+
+#: Descriptors beyond the probes' own: the interpreter, the host sockets, TLS, the terminal.
+_SPARE_DESCRIPTORS = 64
+
+
+def _allow_descriptors(wanted: int) -> None:
+    """Raise the soft open-files limit (often 1024) towards `wanted`, within the hard limit,
+    so that --concurrency probes can each hold a socket. Where it cannot be raised, a probe
+    that finds no descriptor becomes a `socket` error event, never a crash."""
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if target > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            log.debug("! cannot raise the open-files limit to %d", target)
+
+
+async def _wait(tasks: Sequence[asyncio.Future[ProbeResult]], stop: asyncio.Event | None) -> bool:
+    """Wait for every probe, or until `stop` is set: then cancel the rest and give them
+    STOP_BUDGET to clean up. Returns whether the run was stopped."""
+    pending: set[asyncio.Future[Any]] = set(tasks)
+    stopper: asyncio.Future[Any] | None = (asyncio.ensure_future(stop.wait())
+                                           if stop is not None else None)
+    try:
+        while pending:
+            waiting = pending | ({stopper} if stopper is not None else set())
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            pending -= done
+            if stopper is not None and stopper in done and pending:
+                break
+        else:
+            return False
+    finally:
+        if stopper is not None:
+            stopper.cancel()
+    for task in pending:
+        task.cancel()
+    await asyncio.wait(pending, timeout=STOP_BUDGET)
+    return True
+
+
+def _outcome(run: _Run, index: int, spec: ServerSpec,
+             task: asyncio.Future[ProbeResult]) -> ProbeResult:
+    """A finished probe's result, or what a stopped one had found so far."""
+    if task.done() and not task.cancelled() and task.exception() is None:
+        return task.result()
+    if task.done() and not task.cancelled():
+        log.debug("! internal error probing %s", spec.url, exc_info=task.exception())
+    found, errors = run.found.get(index, ([], []))
+    return ProbeResult(spec, tuple(found), tuple(errors), run.elapsed_ms(),
+                       tuple(run.addresses.get(index, ())), unfinished="interrupted")
 
 
 def _bind_host_sockets(run: _Run) -> tuple[list[socket.socket], list[Candidate]]:
@@ -132,7 +216,7 @@ def _bind_host_sockets(run: _Run) -> tuple[list[socket.socket], list[Candidate]]
     return sockets, candidates
 
 
-async def _probe_server(run: _Run, spec: ServerSpec) -> ProbeResult:
+async def _probe_server(run: _Run, index: int, spec: ServerSpec) -> ProbeResult:
     start = time.monotonic()
     try:
         addresses = await resolve(spec.host, spec.port, remaining(run.deadline))
@@ -151,13 +235,43 @@ async def _probe_server(run: _Run, spec: ServerSpec) -> ProbeResult:
                                f"this machine has no {families} address to reach {spec.host} from")
         return _result(spec, start, [], [_event(run, spec, failure)], addresses)
 
+    run.addresses[index] = list(addresses)
     relay_families = run.options.relay_families if spec.is_turn else (None,)
-    outcomes = await asyncio.gather(*(
-        _attempt(run, spec, local, (server, spec.port), family=family)
-        for local, server in pairs for family in relay_families))
-    candidates = [c for found, _ in outcomes for c in found]
-    errors = [e for _, events in outcomes for e in events]
-    return _result(spec, start, candidates, errors, addresses)
+    candidates, errors = run.found.setdefault(index, ([], []))
+
+    async def attempt(local: str, server: str, family: int | None) -> None:
+        found, events = await _slotted(run, index, spec, local, (server, spec.port), family)
+        candidates.extend(found)
+        errors.extend(events)
+
+    await asyncio.gather(*(attempt(local, server, family)
+                           for local, server in pairs for family in relay_families))
+    result = _result(spec, start, candidates, errors, addresses)
+    starved = run.starved.get(index, 0)
+    if starved and not result.ok:
+        result = dataclasses.replace(result, unfinished=(
+            f"not probed from {starved} of {len(pairs) * len(relay_families)} local "
+            f"address(es): all {run.options.concurrency} probe slots (--concurrency) stayed "
+            f"busy until the {run.options.timeout:g} s budget ran out"))
+    return result
+
+
+async def _slotted(run: _Run, index: int, spec: ServerSpec, local_ip: str, server: Address,
+                   family: int | None) -> tuple[list[Candidate], list[ErrorEvent]]:
+    """One attempt once a probe slot is free (--concurrency), within the same deadline."""
+    try:
+        await asyncio.wait_for(run.slots.acquire(), remaining(run.deadline))
+    except asyncio.TimeoutError:
+        run.starved[index] = run.starved.get(index, 0) + 1
+        return [], []
+    if remaining(run.deadline) <= 0:  # a slot freed at the deadline itself is no slot
+        run.slots.release()
+        run.starved[index] = run.starved.get(index, 0) + 1
+        return [], []
+    try:
+        return await _attempt(run, spec, local_ip, server, family=family)
+    finally:
+        run.slots.release()
 
 
 def _result(spec: ServerSpec, start: float, candidates: list[Candidate],
@@ -220,7 +334,16 @@ async def _open(run: _Run, spec: ServerSpec, local_ip: str, server: Address) -> 
 
 async def _turn(run: _Run, spec: ServerSpec, channel: Channel,
                 family: int | None) -> tuple[list[Candidate], list[ErrorEvent]]:
-    allocation = await probes.allocate(channel, run.options.credentials, run.deadline, family)
+    credentials = run.options.credentials
+    attempt = probes.Attempt()
+    try:
+        allocation = await probes.allocate(channel, credentials, run.deadline, family, attempt)
+    except asyncio.CancelledError:
+        # Stopped with an authenticated Allocate out: the server may have made the
+        # allocation, so delete it (a 437 says there was none) before the socket closes.
+        if attempt.auth is not None:
+            await probes.release_with(channel, attempt.auth, credentials)
+        raise
     found: list[Candidate] = []
     mapped = allocation.mapped_address
     relayed = allocation.relayed_address
@@ -235,7 +358,12 @@ async def _turn(run: _Run, spec: ServerSpec, channel: Channel,
     # over TCP it is a TCP mapping, useless for UDP media.
     if mapped is not None and spec.transport is Transport.UDP:
         found.append(_reflexive(run, spec, mapped, channel.local_address))
-    await probes.release(channel, allocation, run.options.credentials)
+    releasing = asyncio.ensure_future(probes.release(channel, allocation, credentials))
+    try:
+        await asyncio.shield(releasing)
+    except asyncio.CancelledError:
+        await releasing  # a stop must not cut a release short: it is bounded on its own
+        raise
     local = channel.local_address
     recovered = [_event(run, spec, failure, local[0], local[1], channel.server_address)
                  for failure in allocation.recovered]

@@ -39,15 +39,20 @@ def parse_report(document: dict[str, Any], file: str) -> SavedReport:
             results.append(ProbeResult(
                 spec, tuple(c for c in candidates if c.url == url),
                 tuple(e for e in errors if e.url == url), server.get("duration_ms"),
-                tuple(server.get("addresses", ()))))
+                tuple(server.get("addresses", ())),
+                _text(server.get("unfinished"))))
         gathered = GatherReport(document.get("started_at"), document.get("duration_ms"),
                                 tuple(c for c in candidates if c.type is CandidateType.HOST),
-                                tuple(results))
+                                tuple(results), interrupted=document.get("interrupted") is True)
         require = Requirement(document.get("require", "each"))
     except (KeyError, TypeError, ValueError, UrlError) as exc:
         raise RecordingError(f"iceprobe report: unreadable ({type(exc).__name__}: "
                              f"{exc})"[:300]) from None
     return SavedReport(file, gathered, require, matrix="matrix" in document)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _candidate(entry: dict[str, Any]) -> Candidate:

@@ -23,6 +23,7 @@ def report_document(report: Report) -> dict[str, Any]:
         "started_at": gathered.started_at,
         "duration_ms": gathered.duration_ms,
         "ok": report.ok,
+        "interrupted": report.interrupted,
         "require": report.require.value,
         "servers": [_server(r) for r in gathered.results],
         "candidates": [_candidate(c) for c in gathered.candidates],
@@ -115,7 +116,8 @@ def _server(result: ProbeResult) -> dict[str, Any]:
         "port": spec.port,
         "transport": spec.transport.value,
         "addresses": list(result.addresses),
-        "status": "ok" if result.ok else "failed",
+        "status": result.status,
+        "unfinished": result.unfinished,
         "duration_ms": result.duration_ms,
     }
 

@@ -19,6 +19,8 @@ class Report:
     #: For `analyze`: where the report was read from, and what the recording adds.
     source: Source | None = None
     recording: Recording | None = None
+    #: The run was stopped by SIGINT or SIGTERM: what is shown is what came before.
+    interrupted: bool = False
 
     @property
     def ok(self) -> bool:

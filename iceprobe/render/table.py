@@ -95,14 +95,19 @@ def _endpoint(address: str | None, port: int | None) -> str:
     return f"{shown}:{port}" if port is not None else shown
 
 
+_STATUS_STYLE = {"ok": "green", "failed": "bold red", "interrupted": "bold yellow",
+                 "not-probed": "bold red"}
+
+
 def _servers_table(results: tuple[ProbeResult, ...]) -> Table:
     table = _table("Servers")
     for name, justify in (("URL", "left"), ("transport", "left"), ("status", "left"),
                           ("candidates", "right"), ("errors", "right"), ("time", "right")):
         table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for result in results:
-        status = Text("ok", style="green") if result.ok else Text("failed", style="bold red")
-        table.add_row(Text(result.server.url), result.server.transport.value, status,
+        state = result.status
+        shown = Text(state.replace("-", " "), style=_STATUS_STYLE[state])
+        table.add_row(Text(result.server.url), result.server.transport.value, shown,
                       str(len(result.candidates)), str(len(result.errors)),
                       _ms(result.duration_ms))
     return table
@@ -218,6 +223,9 @@ def summary_line(report: Report) -> Text:
     working = sum(1 for r in gathered.results if r.ok)
     fails = sum(1 for v in report.verdicts if v.severity is Severity.FAIL)
     text = Text()
+    if report.interrupted:
+        text.append("INTERRUPTED", style="bold yellow")
+        text.append(" (results so far) ")
     if report.ok:
         text.append("PASS", style="bold green")
     else:

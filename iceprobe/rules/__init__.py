@@ -25,6 +25,7 @@ from .gathering import (
     only_host_candidates,
     server_unreachable,
     server_without_candidate,
+    unfinished_probes,
 )
 from .network import (
     no_nat,
@@ -62,6 +63,7 @@ RULES: tuple[Rule, ...] = (
     tls_certificates,
     tls_verification_disabled,
     server_without_candidate,
+    unfinished_probes,
     relay_address_private,
     udp_blocked,
     transport_matrix,
@@ -81,6 +83,7 @@ RULES: tuple[Rule, ...] = (
 VERDICT_IDS: tuple[str, ...] = (
     "all-candidates-gathered", "only-host-candidates", "no-relay-candidates",
     "server-unreachable", "server-error", "server-no-candidate", "srflx-from-another-server",
+    "interrupted", "not-probed",
     "no-host-candidates",
     "no-servers", "turn-credentials-missing", "no-nat", "slow-server",
     "relay-address-private", "udp-blocked", "turn-credentials-rejected",

@@ -150,7 +150,7 @@ def server_without_candidate(evidence: Evidence) -> list[Verdict]:
                 "`iceprobe gather` from the same network.")
     verdicts = []
     for r in evidence.results:
-        if r.ok or r.errors:
+        if r.ok or r.errors or r.unfinished:
             continue
         if recording is not None and r.server.expected_candidate is CandidateType.SRFLX:
             others = [c for c in evidence.gathered if c.type is CandidateType.SRFLX]
@@ -190,3 +190,28 @@ def all_candidates_gathered(evidence: Evidence) -> list[Verdict]:
         id="all-candidates-gathered", severity=Severity.OK, title="All candidates gathered",
         detail=f"Every server yielded its candidate ({', '.join(kinds)}).", hint="",
         urls=tuple(r.server.url for r in evidence.results))]
+
+
+def unfinished_probes(evidence: Evidence) -> list[Verdict]:
+    """Servers whose probe did not finish: the run was interrupted, or no probe slot came
+    free within the budget. What they would have yielded is unknown."""
+    verdicts = []
+    for r in evidence.results:
+        if r.unfinished is None or r.ok:
+            continue
+        if r.unfinished == "interrupted":
+            verdicts.append(Verdict(
+                id="interrupted", severity=Severity.WARN,
+                title=f"{r.server.url}: probe interrupted",
+                detail="The run was stopped (Ctrl-C or SIGTERM) before this server's probe "
+                       "finished; what it had found until then is shown.",
+                hint="Run again and let it finish: it ends by itself within --timeout.",
+                urls=(r.server.url,)))
+        else:
+            verdicts.append(Verdict(
+                id="not-probed", severity=Severity.FAIL,
+                title=f"{r.server.url} was not probed in time",
+                detail=f"{r.unfinished[:1].upper()}{r.unfinished[1:]}.",
+                hint="Raise --concurrency (each probe holds one socket) or --timeout.",
+                urls=(r.server.url,)))
+    return verdicts

@@ -40,6 +40,8 @@ def test_version_prints_the_version() -> None:
     (["--turn", "turn:host", "-u", "", "-p", "x"], "-u/--username is empty"),
     (["--stun", "stun:host", "--timeout", "0"], "--timeout"),
     (["--stun", "stun:host", "--timeout", "-1"], "--timeout"),
+    (["--stun", "stun:host", "--concurrency", "0"], "--concurrency"),
+    (["--stun", "stun:host", "--concurrency", "many"], "--concurrency"),
     (["--stun", "stun:host", "--require", "all"], "'all'"),
     (["--bogus"], "--bogus"),
     (["--stun", "stun:host", "--ignore", "no-such-verdict"], "'no-such-verdict'"),

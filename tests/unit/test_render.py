@@ -228,10 +228,11 @@ def test_table_shows_ipv6_urls_starting_with_a_digit() -> None:
 
 # --- JSON -----------------------------------------------------------------------------------
 
-TOP_LEVEL_KEYS = {"schema_version", "tool", "started_at", "duration_ms", "ok", "require",
+TOP_LEVEL_KEYS = {"schema_version", "tool", "started_at", "duration_ms", "ok", "interrupted",
+                  "require",
                   "servers", "candidates", "errors", "verdicts"}
 SERVER_KEYS = {"url", "scheme", "host", "port", "transport", "addresses", "status",
-               "duration_ms"}
+               "unfinished", "duration_ms"}
 CANDIDATE_KEYS = {"type", "protocol", "address", "port", "related_address", "related_port",
                   "url", "relay_protocol", "foundation", "priority", "elapsed_ms"}
 ERROR_KEYS = {"url", "address", "port", "server_address", "server_port", "error_code",
@@ -263,7 +264,7 @@ def test_json_servers_have_their_fields() -> None:
         assert set(server) == SERVER_KEYS
     assert servers[0] == {"url": STUN_URL, "scheme": "stun", "host": "stun.example.com",
                           "port": 3478, "transport": "udp", "addresses": [], "status": "ok",
-                          "duration_ms": 5001.0}
+                          "unfinished": None, "duration_ms": 5001.0}
     assert servers[1]["url"] == TURN_URL
     assert servers[1]["scheme"] == "turn"
     assert servers[1]["transport"] == "tcp"
@@ -352,3 +353,49 @@ def test_table_respects_no_color_on_a_terminal(monkeypatch: pytest.MonkeyPatch) 
     console = Console(file=buffer, width=120, force_terminal=True, color_system="standard")
     render_table(failing_report(), console)
     assert not re.search(r"\x1b\[[0-9;]*3[0-7]m", buffer.getvalue())  # no foreground colour
+
+
+# --- interrupted runs -----------------------------------------------------------------------
+
+def interrupted_report(unfinished: str = "interrupted") -> Report:
+    """A STUN server that answered, and a TURN server whose probe a signal cut short."""
+    from iceprobe.rules import Evidence, evaluate
+
+    stun = ProbeResult(spec(STUN_URL, Scheme.STUN, "stun.example.com"), (SRFLX,), (), 21.0)
+    turn = ProbeResult(spec(TURN_URL, Scheme.TURN, "turn.example.com"), (), (), 900.0,
+                       unfinished=unfinished)
+    gathered = GatherReport(started_at="2024-05-01T12:00:00+00:00", duration_ms=900.0,
+                            host_candidates=(HOST_V4,), results=(stun, turn),
+                            interrupted=unfinished == "interrupted")
+    verdicts = evaluate(Evidence(gathered.host_candidates, gathered.results, Requirement.EACH,
+                                 turn_credentials=True))
+    return Report(gathered, tuple(verdicts), Requirement.EACH,
+                  interrupted=unfinished == "interrupted")
+
+
+def test_an_interrupted_run_is_marked_in_the_table_and_the_json() -> None:
+    report = interrupted_report()
+    text = table_text(report)
+    assert "\nINTERRUPTED (results so far) FAIL " in text  # the summary line
+    turn_row = next(line for line in text.splitlines() if TURN_URL in line)
+    assert "interrupted" in turn_row
+    document = json_document(report)
+    assert document["interrupted"] is True
+    assert [(s["status"], s["unfinished"]) for s in document["servers"]] == [
+        ("ok", None), ("interrupted", "interrupted")]
+
+
+def test_an_unfinished_server_is_not_blamed_for_having_no_candidate() -> None:
+    ids = {v.id: v.severity for v in interrupted_report().verdicts}
+    assert ids["interrupted"] is Severity.WARN
+    assert "server-no-candidate" not in ids
+
+
+def test_a_server_without_a_probe_slot_is_not_probed_and_fails() -> None:
+    report = interrupted_report("not probed from 1 of 1 local address(es): all 1 probe slots "
+                                "(--concurrency) stayed busy until the 2 s budget ran out")
+    [verdict] = [v for v in report.verdicts if v.id == "not-probed"]
+    assert verdict.severity is Severity.FAIL and "--concurrency" in verdict.hint
+    assert "--concurrency" in verdict.detail
+    assert json_document(report)["servers"][1]["status"] == "not-probed"
+    assert json_document(report)["interrupted"] is False

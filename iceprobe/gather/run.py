@@ -344,6 +344,12 @@ async def _turn(run: _Run, spec: ServerSpec, channel: Channel,
         if attempt.auth is not None:
             await probes.release_with(channel, attempt.auth, credentials)
         raise
+    except ProbeFailure as failure:
+        # The same when its answer did not come in time (or the connection broke): only an
+        # error response says for sure that nothing was allocated.
+        if attempt.auth is not None and failure.cause is not Cause.RESPONSE:
+            await probes.release_with(channel, attempt.auth, credentials)
+        raise
     found: list[Candidate] = []
     mapped = allocation.mapped_address
     relayed = allocation.relayed_address

@@ -273,3 +273,24 @@ def test_a_signal_during_a_relay_check_closes_both_peers_and_frees_the_quota(
                             "-u", LAB_USER, "-p", LAB_PASSWORD, "--duration", "0.5",
                             "--json"], capture_output=True, text=True, timeout=60)
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr
+
+
+def test_an_allocation_answered_after_the_deadline_is_released(
+        lab: LabNetwork, coturn: Callable[..., Coturn]) -> None:
+    server = coturn("--user-quota=1")
+    # 0.35 s each way: the 401 comes at 0.7 s, the authenticated Allocate reaches coturn at
+    # 1.05 s and its answer would come at 1.4 s, after the 1 s budget.
+    proxy = DelayProxy(lab.ipv4, (server.ip, server.port), delay=0.35)
+    try:
+        done = subprocess.run([sys.executable, "-m", "iceprobe", "gather", "--turn",
+                               f"turn:{lab.ipv4}:{proxy.port}", "-u", LAB_USER, "-p",
+                               LAB_PASSWORD, "--timeout", "1", "--json"],
+                              capture_output=True, text=True, timeout=30)
+        time.sleep(0.5)
+    finally:
+        proxy.close()
+    document = json.loads(done.stdout)
+    assert [e["cause"] for e in document["errors"]] == ["timeout"], document["errors"]
+    assert proxy.authenticated.is_set()
+    assert document["duration_ms"] <= 2000  # the budget, plus the release's second
+    assert quota_free(server)

@@ -166,6 +166,9 @@ class ProbeResult:
     #: Why the probe did not finish (interrupted, or never given a probe slot within the
     #: budget); None when it finished. Its candidates and errors are what came before.
     unfinished: str | None = None
+    #: The TURN URL this STUN server was probed for: browsers use every TURN server over UDP
+    #: as a STUN server too. None for a server that was named.
+    implied_by: str | None = None
 
     @property
     def ok(self) -> bool:

@@ -129,7 +129,9 @@ def _result(r: Redactor, result: ProbeResult) -> ProbeResult:
         result, server=_spec(r, result.server),
         candidates=tuple(_candidate(r, c) for c in result.candidates),
         errors=tuple(_event(r, e) for e in result.errors),
-        addresses=tuple(r.name(a, "server") for a in result.addresses))
+        addresses=tuple(r.name(a, "server") for a in result.addresses),
+        implied_by=None if result.implied_by is None else r.text(result.implied_by),
+        unfinished=None if result.unfinished is None else r.text(result.unfinished))
 
 
 def _relay(r: Redactor, check: RelayCheck) -> RelayCheck:

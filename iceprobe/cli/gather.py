@@ -19,7 +19,7 @@ from .options import (
     server_urls,
     tls_options,
 )
-from .output import Output, emit, run
+from .output import Output, finish, run
 
 if TYPE_CHECKING:
     import asyncio
@@ -58,6 +58,9 @@ if TYPE_CHECKING:
                    "(and each --port): which way out works?")
 @click.option("--port", "ports", multiple=True, type=click.IntRange(1, 65535), metavar="PORT",
               help="An extra port for --matrix; repeatable.")
+@click.option("--turn-as-stun/--no-turn-as-stun", default=True, show_default=True,
+              help="Also probe each TURN server over UDP as a STUN server (stun:host:port), "
+                   "as browsers do.")
 @click.option("--relay-check", is_flag=True,
               help="After gathering, prove that data flows through each working TURN server "
                    "(the check of `iceprobe relay`, with its defaults).")
@@ -68,8 +71,8 @@ def gather(ctx: click.Context, stun_servers: tuple[ServerSpec, ...],
            ca_file: str | None, insecure: bool, timeout: float, concurrency: int,
            require: str,
            slow_ms: float, relay_family: str, matrix: bool, ports: tuple[int, ...],
-           relay_check: bool, ignore: tuple[str, ...], redact: str | None, as_json: bool,
-           verbose: bool) -> int:
+           turn_as_stun: bool, relay_check: bool, ignore: tuple[str, ...], redact: str | None,
+           as_json: bool, verbose: bool) -> int:
     """Gather candidates from STUN/TURN servers and explain every failure.
 
     \b
@@ -93,7 +96,8 @@ def gather(ctx: click.Context, stun_servers: tuple[ServerSpec, ...],
     output = Output(ignore, redact, as_json, verbose)
     try:
         settings = _Settings(timeout, Requirement(require), slow_ms, ca_file, insecure, matrix,
-                             relay_family, relay_check, concurrency)
+                             relay_family, relay_check, concurrency,
+                             turn_as_stun and not matrix)
         return _gather(specs, resolved, settings, output)
     except (KeyboardInterrupt, click.Abort):
         raise
@@ -112,6 +116,7 @@ class _Settings:
     relay_family: str
     relay_check: bool
     concurrency: int
+    turn_as_stun: bool
 
 
 def _gather(specs: tuple[ServerSpec, ...], credentials: Credentials | None,
@@ -125,6 +130,7 @@ def _gather(specs: tuple[ServerSpec, ...], credentials: Credentials | None,
     options = GatherOptions(timeout=settings.timeout, credentials=credentials,
                             ca_file=settings.ca_file, insecure=settings.insecure,
                             concurrency=settings.concurrency,
+                            turn_as_stun=settings.turn_as_stun,
                             relay_families={"ipv4": (None,), "ipv6": (6,),
                                             "both": (None, 6)}[settings.relay_family])
 
@@ -147,8 +153,7 @@ def _gather(specs: tuple[ServerSpec, ...], credentials: Credentials | None,
                         relay_family=settings.relay_family, relays=relays)
     report = Report(gathered, tuple(evaluate(evidence, output.ignore)), settings.require,
                     matrix=settings.matrix, relays=relays, interrupted=stopped_by is not None)
-    code = emit(report, output)
-    return code if stopped_by is None else 128 + stopped_by
+    return finish(report, output, stopped_by)
 
 
 __all__ = ["gather"]

@@ -101,3 +101,15 @@ def emit(report: Report, output: Output) -> int:
     out_format = OutputFormat.JSON if output.as_json else OutputFormat.TABLE
     RENDERERS[out_format](report, Console())
     return ExitCode.OK if report.ok else ExitCode.FAIL
+
+
+def finish(report: Report, output: Output, stopped_by: int | None) -> int:
+    """Show the report; the exit code of its verdicts, or 128 + the signal that stopped it."""
+    code = emit(report, output)
+    if stopped_by is None:
+        return code
+    import click
+
+    click.echo(f"iceprobe: interrupted ({signal.Signals(stopped_by).name}): the results so far "
+               "are shown", err=True)
+    return 128 + stopped_by

@@ -18,7 +18,7 @@ from .options import (
     server_urls,
     tls_options,
 )
-from .output import Output, emit, run
+from .output import Output, finish, run
 
 if TYPE_CHECKING:
     import asyncio
@@ -108,7 +108,8 @@ def _relay(specs: tuple[ServerSpec, ...], credentials: Credentials, options: Rel
     from ..rules import Evidence, evaluate
 
     precheck = GatherOptions(timeout=min(PRECHECK_TIMEOUT, options.timeout),
-                             credentials=credentials, ca_file=ca_file, insecure=insecure)
+                             credentials=credentials, ca_file=ca_file, insecure=insecure,
+                             turn_as_stun=False)
     options = dataclasses.replace(options, tls=tls_context(precheck))
 
     async def probe(stop: asyncio.Event) -> tuple[GatherReport, tuple[RelayCheck, ...]]:
@@ -123,8 +124,7 @@ def _relay(specs: tuple[ServerSpec, ...], credentials: Credentials, options: Rel
                         relays=relays, relay_max_rtt_ms=max_rtt, relay_min_bps=min_bps)
     report = Report(gathered, tuple(evaluate(evidence, output.ignore)), Requirement.EACH,
                     relays=relays, interrupted=stopped_by is not None)
-    code = emit(report, output)
-    return code if stopped_by is None else 128 + stopped_by
+    return finish(report, output, stopped_by)
 
 
 __all__ = ["relay"]

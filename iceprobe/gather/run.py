@@ -27,6 +27,7 @@ from ..model import (
     ErrorEvent,
     GatherReport,
     ProbeResult,
+    Scheme,
     ServerSpec,
     Transport,
 )
@@ -58,6 +59,29 @@ class GatherOptions:
     #: At most this many probes (sockets) at once; the others wait for a slot, within the
     #: same budget.
     concurrency: int = DEFAULT_CONCURRENCY
+    #: Probe each TURN server over UDP as a STUN server too, as browsers do: its srflx
+    #: candidate (and its failures) come under `stun:host:port`, and the allocation's mapped
+    #: address is not reported a second time. Off: the mapped address is the TURN server's
+    #: srflx candidate.
+    turn_as_stun: bool = True
+
+
+def implied_stun_servers(servers: Sequence[ServerSpec]) -> list[tuple[ServerSpec, str]]:
+    """The STUN servers a browser adds for these servers: one per TURN server over UDP
+    (not TCP or TLS) whose host and port no named STUN server has, with the TURN URL."""
+    taken = {(s.host.lower(), s.port) for s in servers if s.scheme is Scheme.STUN}
+    implied = []
+    for spec in servers:
+        if spec.scheme is not Scheme.TURN or spec.transport is not Transport.UDP:
+            continue
+        key = (spec.host.lower(), spec.port)
+        if key in taken:
+            continue
+        taken.add(key)
+        host = f"[{spec.host}]" if ":" in spec.host else spec.host
+        implied.append((ServerSpec(f"stun:{host}:{spec.port}", Scheme.STUN, spec.host,
+                                   spec.port, Transport.UDP), spec.url))
+    return implied
 
 
 def priority(kind: CandidateType, address: str) -> int:
@@ -117,6 +141,9 @@ async def gather(servers: Sequence[ServerSpec], options: GatherOptions,
                asyncio.Semaphore(max(1, options.concurrency)))
     host_sockets, host_candidates = _bind_host_sockets(run)
     run.local_ips = [c.address for c in host_candidates]
+    implied = implied_stun_servers(servers) if options.turn_as_stun else []
+    origin = [None] * len(servers) + [turn for _, turn in implied]
+    servers = [*servers, *(spec for spec, _ in implied)]
     tasks = [asyncio.ensure_future(_probe_server(run, index, spec))
              for index, spec in enumerate(servers)]
     try:
@@ -128,8 +155,9 @@ async def gather(servers: Sequence[ServerSpec], options: GatherOptions,
         started_at=started_at,
         duration_ms=run.elapsed_ms(),
         host_candidates=tuple(host_candidates),
-        results=tuple(_outcome(run, index, spec, task)
-                      for index, (spec, task) in enumerate(zip(servers, tasks, strict=True))),
+        results=tuple(dataclasses.replace(_outcome(run, index, spec, task), implied_by=turn)
+                      for index, (spec, task, turn) in enumerate(
+                          zip(servers, tasks, origin, strict=True))),
         interrupted=interrupted,
     )
 
@@ -360,9 +388,9 @@ async def _turn(run: _Run, spec: ServerSpec, channel: Channel,
                                             channel.server_address[0]),
         priority=priority(CandidateType.RELAY, relayed[0]), elapsed_ms=run.elapsed_ms(),
         relay_protocol=spec.transport.value))
-    # The mapped address of a UDP allocation is the server-reflexive candidate browsers add;
-    # over TCP it is a TCP mapping, useless for UDP media.
-    if mapped is not None and spec.transport is Transport.UDP:
+    # Without TURN-as-STUN, the mapped address of a UDP allocation stands for the srflx
+    # candidate browsers get from that server; over TCP it is a TCP mapping, useless for UDP.
+    if mapped is not None and spec.transport is Transport.UDP and not run.options.turn_as_stun:
         found.append(_reflexive(run, spec, mapped, channel.local_address))
     releasing = asyncio.ensure_future(probes.release(channel, allocation, credentials))
     try:

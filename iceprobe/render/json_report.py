@@ -8,6 +8,7 @@ from typing import Any
 from rich.console import Console
 
 from .. import __version__
+from ..browser import chrome_view
 from ..matrix import Cell, cells
 from ..model import Candidate, ErrorEvent, ProbeResult, RelayCheck, Verdict
 from .report import Report
@@ -27,7 +28,7 @@ def report_document(report: Report) -> dict[str, Any]:
         "require": report.require.value,
         "servers": [_server(r) for r in gathered.results],
         "candidates": [_candidate(c) for c in gathered.candidates],
-        "errors": [_error(e) for e in gathered.errors],
+        "errors": [_error(e, report.predicts_browser) for e in gathered.errors],
         "verdicts": [_verdict(v) for v in report.verdicts],
         **({"matrix": [_cell(c) for c in cells(gathered.results)]}
            if report.matrix else {}),
@@ -118,6 +119,7 @@ def _server(result: ProbeResult) -> dict[str, Any]:
         "addresses": list(result.addresses),
         "status": result.status,
         "unfinished": result.unfinished,
+        "implied_by": result.implied_by,
         "duration_ms": result.duration_ms,
     }
 
@@ -138,7 +140,15 @@ def _candidate(candidate: Candidate) -> dict[str, Any]:
     }
 
 
-def _error(event: ErrorEvent) -> dict[str, Any]:
+def _browser(event: ErrorEvent) -> dict[str, Any] | None:
+    view = chrome_view(event)
+    if view is None:
+        return None
+    return {"error_code": view.error_code, "error_text": view.error_text,
+            "after_ms": round(view.after_ms, 1)}
+
+
+def _error(event: ErrorEvent, browser: bool = False) -> dict[str, Any]:
     return {
         "url": event.url,
         "address": event.address,
@@ -150,6 +160,7 @@ def _error(event: ErrorEvent) -> dict[str, Any]:
         "cause": event.cause.value,
         "problem": event.problem,
         "elapsed_ms": event.elapsed_ms,
+        **({"browser": _browser(event)} if browser else {}),
     }
 
 

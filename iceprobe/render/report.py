@@ -23,5 +23,12 @@ class Report:
     interrupted: bool = False
 
     @property
+    def predicts_browser(self) -> bool:
+        """Whether the error events are iceprobe's own (gathered now or saved by `gather
+        --json`), for which it tells what Chrome would have said; a browser's recording
+        already says it."""
+        return self.source is None or self.source.format == "iceprobe-report"
+
+    @property
     def ok(self) -> bool:
         return passed(self.verdicts)

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ..browser import chrome_view
 from ..matrix import Cell, cells
 from ..model import (
     Candidate,
@@ -40,7 +41,7 @@ def render_table(report: Report, console: Console) -> None:
         console.print(_servers_table(gathered.results))
     console.print(_candidates_table(gathered.candidates))
     if gathered.errors:
-        console.print(_errors_table(gathered.errors))
+        console.print(_errors_table(gathered.errors, browser=report.predicts_browser))
     elif report.recording is not None and not report.recording.errors_recorded:
         console.print(Text("Error events: not recorded (unknown, not none)",
                            style="dim"))
@@ -107,7 +108,10 @@ def _servers_table(results: tuple[ProbeResult, ...]) -> Table:
     for result in results:
         state = result.status
         shown = Text(state.replace("-", " "), style=_STATUS_STYLE[state])
-        table.add_row(Text(result.server.url), result.server.transport.value, shown,
+        url = Text(result.server.url)
+        if result.implied_by:
+            url.append(" (TURN as STUN)", style="dim")
+        table.add_row(url, result.server.transport.value, shown,
                       str(len(result.candidates)), str(len(result.errors)),
                       _ms(result.duration_ms))
     return table
@@ -137,7 +141,9 @@ def _candidates_table(candidates: tuple[Candidate, ...]) -> Table:
         table.add_column(name, justify="right" if name in ("port", "ms") else "left",
                          overflow="fold")
     for c in candidates:
-        table.add_row(c.type.value, c.protocol, Text(c.address), str(c.port),
+        # A relay's relayProtocol: the transport to the TURN server ("udp via tcp").
+        protocol = f"{c.protocol} via {c.relay_protocol}" if c.relay_protocol else c.protocol
+        table.add_row(c.type.value, protocol, Text(c.address), str(c.port),
                       Text(_endpoint(c.related_address, c.related_port)), Text(c.url or "-"),
                       "?" if c.elapsed_ms is None else f"{c.elapsed_ms:.0f}")
     return table
@@ -186,7 +192,8 @@ def _rate(bps: float | None) -> str:
     return describe_rate(bps) if bps else "-"
 
 
-def _errors_table(errors: tuple[ErrorEvent, ...], title: str = "Error events") -> Table:
+def _errors_table(errors: tuple[ErrorEvent, ...], title: str = "Error events",
+                  browser: bool = False) -> Table:
     table = _table(title)
     table.add_column("URL", no_wrap=True)
     table.add_column("event", overflow="fold")
@@ -196,8 +203,16 @@ def _errors_table(errors: tuple[ErrorEvent, ...], title: str = "Error events") -
         body.append(f"  {_endpoint(e.address, e.port)} → "
                     f"{_endpoint(e.server_address, e.server_port)}", style="dim")
         body.append(f"\n{e.error_text}")
+        view = chrome_view(e) if browser else None
+        if view is not None:
+            body.append(f"\nChrome: {view.error_code} {view.error_text} after "
+                        f"{_seconds(view.after_ms)}", style="dim")
         table.add_row(Text(e.url), body)
     return table
+
+
+def _seconds(ms: float) -> str:
+    return f"{ms / 1000:.1f} s" if ms >= 1000 else f"{ms:.0f} ms"
 
 
 def _verdicts_table(verdicts: tuple[Verdict, ...]) -> Table:

@@ -68,7 +68,10 @@ def test_healthy_stun_and_turn_give_srflx_and_relay(lab: LabNetwork, coturn: Sta
     found = types_by_url(report)
     assert found[None] == {"host"}
     assert found[stun] == {"srflx"}
-    assert found[turn] == {"relay", "srflx"}
+    # The TURN server's srflx comes from probing it as a STUN server, under its stun: URL,
+    # as a browser gets it; here that URL is the named STUN server's, probed once.
+    assert found[turn] == {"relay"}
+    assert [r.server.url for r in report.results] == [stun, turn]
     relay = next(c for c in report.candidates if c.type is CandidateType.RELAY)
     assert relay.address == lab.ipv4
     assert relay.related_address == lab.ipv4  # the mapped address: no NAT in the lab
@@ -144,11 +147,13 @@ def test_unresolvable_name_is_701_dns(lab: LabNetwork) -> None:
     url = f"turn:{MISSING_NAME}:3478"
     report = probe(url)
 
-    [event] = report.errors
-    assert (event.error_code, event.cause) == (701, Cause.DNS)
-    assert event.error_text == (f"DNS lookup for {MISSING_NAME} failed: "
-                                "Name or service not known")
-    assert event.server_address is None
+    # The TURN URL, and the same server as a STUN server (TURN as STUN, as browsers do).
+    assert [e.url for e in report.errors] == [url, f"stun:{MISSING_NAME}:3478"]
+    for event in report.errors:
+        assert (event.error_code, event.cause) == (701, Cause.DNS)
+        assert event.error_text == (f"DNS lookup for {MISSING_NAME} failed: "
+                                    "Name or service not known")
+        assert event.server_address is None
 
 
 def test_silent_server_times_out_within_budget(lab: LabNetwork,
@@ -236,7 +241,8 @@ def test_allocations_are_released_so_quota_of_one_never_runs_out(
             time.sleep(1.3)  # coturn frees a released allocation on its 1 s timer
         report = probe(url)
         assert report.errors == (), f"probe {attempt + 1}: {report.errors}"
-        assert types_by_url(report)[url] == {"relay", "srflx"}
+        assert types_by_url(report)[url] == {"relay"}
+        assert types_by_url(report)[url.replace("turn:", "stun:")] == {"srflx"}
 
 
 def test_credential_file_is_read_and_never_printed(lab: LabNetwork, coturn: StartCoturn,
@@ -283,8 +289,10 @@ def test_ctrl_c_exits_130_without_traceback(lab: LabNetwork,
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=10)
     assert process.returncode == 130
-    assert err.strip() == "iceprobe: interrupted"
-    assert out == ""
+    # One line on stderr; the results so far (none here) on stdout, marked as interrupted
+    # (tests/lab/test_interrupt_lab.py has the rest).
+    assert err.strip() == "iceprobe: interrupted (SIGINT): the results so far are shown"
+    assert "INTERRUPTED (results so far)" in out and "Traceback" not in out
 
 
 def test_ignore_turns_a_failure_into_info_and_exit_0(lab: LabNetwork) -> None:
@@ -304,7 +312,8 @@ def test_udp_silent_while_tcp_works_is_udp_blocked(lab: LabNetwork, coturn: Star
     report = probe(udp, tcp, timeout=1)
     verdicts = {v.id: v for v in evaluate(Evidence(report.host_candidates, report.results))}
     assert verdicts["udp-blocked"].severity is Severity.WARN
-    assert verdicts["udp-blocked"].urls == (udp,)
+    # The silent UDP port, as TURN and as STUN; TCP worked.
+    assert verdicts["udp-blocked"].urls == (udp, udp.replace("turn:", "stun:"))
 
 
 @pytest.mark.parametrize("mode", ["--redact", "--redact=all"])
@@ -320,3 +329,22 @@ def test_redacted_report_leaks_no_lab_address(lab: LabNetwork, coturn: StartCotu
             assert address not in run.stdout
         assert "host-1" in run.stdout
         assert ("turn.lab.test" in run.stdout) == (mode == "--redact")
+
+
+def test_turn_as_stun_can_be_turned_off_and_never_applies_to_tcp(
+        lab: LabNetwork, coturn: StartCoturn) -> None:
+    server = coturn()
+    udp, tcp = server.url("turn"), server.url("turn", query="?transport=tcp")
+    both = probe(udp, tcp)
+    assert [(r.server.url, r.implied_by) for r in both.results] == [
+        (udp, None), (tcp, None), (server.url("stun"), udp)]  # TCP is not used as STUN
+    assert types_by_url(both)[server.url("stun")] == {"srflx"}
+    specs = [parse_server_url(udp)]
+    off = asyncio.run(gather(specs, GatherOptions(timeout=5, credentials=GOOD,
+                                                  turn_as_stun=False)))
+    # Off: one server, and the allocation's mapped address stands for its srflx.
+    assert [r.server.url for r in off.results] == [udp]
+    assert types_by_url(off)[udp] == {"relay", "srflx"}
+    run = run_cli("gather", "--turn", udp, "-u", LAB_USER, "-p", LAB_PASSWORD,
+                  "--no-turn-as-stun", "--json")
+    assert [s["url"] for s in run.json()["servers"]] == [udp]

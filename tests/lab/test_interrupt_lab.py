@@ -76,7 +76,8 @@ def test_a_signal_stops_a_probe_of_a_silent_server_in_order(
         document = json.loads(out)
         assert document["interrupted"] is True
         statuses = {s["url"]: s["status"] for s in document["servers"]}
-        assert statuses == {silent: "interrupted", server.url("turn"): "ok"}
+        assert statuses == {silent: "interrupted", server.url("turn"): "ok",
+                            server.url("stun"): "ok"}  # the TURN server as a STUN server
         assert "relay" in {c["type"] for c in document["candidates"]}
         assert "interrupted" in {v["id"] for v in document["verdicts"]}
     else:

@@ -24,8 +24,9 @@ CREDENTIALS = Credentials("alice", "responder-pw")
 
 
 def probe(url: str) -> GatherReport:
-    return asyncio.run(gather([parse_server_url(url)],
-                              GatherOptions(timeout=2, credentials=CREDENTIALS)))
+    # TURN only: the scripted responder is no STUN server (no TURN as STUN).
+    return asyncio.run(gather([parse_server_url(url)], GatherOptions(
+        timeout=2, credentials=CREDENTIALS, turn_as_stun=False)))
 
 
 def verdicts(report: GatherReport) -> dict[str, Severity]:
@@ -122,7 +123,7 @@ def test_server_ignoring_the_ipv6_relay_request_is_reported(
     server = responder(script)
     report = asyncio.run(gather([parse_server_url(f"turn:{server.ip}:{server.port}")],
                                 GatherOptions(timeout=2, credentials=CREDENTIALS,
-                                              relay_families=(6,))))
+                                              turn_as_stun=False, relay_families=(6,))))
     assert report.errors == ()
     evidence = Evidence(report.host_candidates, report.results, turn_credentials=True,
                         relay_family="ipv6")

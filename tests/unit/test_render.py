@@ -232,11 +232,11 @@ TOP_LEVEL_KEYS = {"schema_version", "tool", "started_at", "duration_ms", "ok", "
                   "require",
                   "servers", "candidates", "errors", "verdicts"}
 SERVER_KEYS = {"url", "scheme", "host", "port", "transport", "addresses", "status",
-               "unfinished", "duration_ms"}
+               "unfinished", "implied_by", "duration_ms"}
 CANDIDATE_KEYS = {"type", "protocol", "address", "port", "related_address", "related_port",
                   "url", "relay_protocol", "foundation", "priority", "elapsed_ms"}
 ERROR_KEYS = {"url", "address", "port", "server_address", "server_port", "error_code",
-              "error_text", "cause", "problem", "elapsed_ms"}
+              "error_text", "cause", "problem", "elapsed_ms", "browser"}
 VERDICT_KEYS = {"id", "severity", "title", "detail", "hint", "urls"}
 
 
@@ -264,7 +264,7 @@ def test_json_servers_have_their_fields() -> None:
         assert set(server) == SERVER_KEYS
     assert servers[0] == {"url": STUN_URL, "scheme": "stun", "host": "stun.example.com",
                           "port": 3478, "transport": "udp", "addresses": [], "status": "ok",
-                          "unfinished": None, "duration_ms": 5001.0}
+                          "unfinished": None, "implied_by": None, "duration_ms": 5001.0}
     assert servers[1]["url"] == TURN_URL
     assert servers[1]["scheme"] == "turn"
     assert servers[1]["transport"] == "tcp"
@@ -294,8 +294,12 @@ def test_json_errors_have_their_fields_in_time_order() -> None:
     assert errors[0] == {"url": TURN_URL, "address": LOCAL_V4, "port": 50001,
                          "server_address": "192.0.2.2", "server_port": 3478,
                          "error_code": 401, "error_text": "Unauthorized",
-                         "cause": "response", "problem": None, "elapsed_ms": 35.0}
+                         "cause": "response", "problem": None, "elapsed_ms": 35.0,
+                         "browser": {"error_code": 401, "error_text": "Unauthorized",
+                                     "after_ms": 35.0}}
     assert errors[1]["cause"] == "timeout"
+    assert errors[1]["browser"] == {"error_code": 701, "after_ms": 39750.0,
+                                    "error_text": "STUN binding request timed out."}
     assert errors[1]["error_text"] == "STUN binding request timed out"
 
 
@@ -399,3 +403,18 @@ def test_a_server_without_a_probe_slot_is_not_probed_and_fails() -> None:
     assert "--concurrency" in verdict.detail
     assert json_document(report)["servers"][1]["status"] == "not-probed"
     assert json_document(report)["interrupted"] is False
+
+
+def test_a_relay_candidate_shows_its_relay_protocol_in_the_table() -> None:
+    relay = Candidate(type=CandidateType.RELAY, protocol="udp", address="203.0.113.9",
+                      port=50500, foundation="9", priority=16777215, elapsed_ms=40.0,
+                      url=TURN_URL, relay_protocol="tcp")
+    turn = ProbeResult(spec(TURN_URL, Scheme.TURN, "turn.example.com",
+                            transport=Transport.TCP), (relay,), (), 41.0)
+    gathered = GatherReport(started_at=None, duration_ms=41.0, host_candidates=(HOST_V4,),
+                            results=(turn,))
+    text = table_text(Report(gathered, (OK_VERDICT,), Requirement.EACH))
+    row = next(line for line in text.splitlines() if "203.0.113.9" in line)
+    assert "udp via tcp" in row
+    assert json_document(Report(gathered, (), Requirement.EACH))["candidates"][1][
+        "relay_protocol"] == "tcp"

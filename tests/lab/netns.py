@@ -12,6 +12,7 @@ multithreaded process), which is why conftest calls it at import time.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import ctypes.util
 import os
@@ -87,6 +88,8 @@ def enter_lab_network() -> LabNetwork:
            "making / a private mount")
 
     workdir = tempfile.mkdtemp(prefix="iceprobe-lab-")
+    # The bind mounts keep their inodes: the directory itself can go when the tests end.
+    atexit.register(shutil.rmtree, workdir, True)
     for name, text in (("hosts", HOSTS), ("resolv.conf", RESOLV_CONF)):
         path = os.path.join(workdir, name)
         with open(path, "w") as handle:

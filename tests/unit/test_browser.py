@@ -40,8 +40,8 @@ def test_libwebrtc_schedule_doubles_from_250_ms_to_8_s_and_gives_up_at_39_75_s()
     ("stun:nowhere.example:3478", Cause.DNS, 701, "STUN host lookup received error.", 2),
     ("turn:nowhere.example:3478", Cause.DNS, 701, "TURN host lookup received error.", 2),
     ("turns:nowhere.example:5349", Cause.DNS, 701, "TURN host lookup received error.", 2),
-    # An error response: the server's code and reason phrase, when it came.
-    ("turn:192.0.2.9:3478", Cause.RESPONSE, 401, "Unauthorized", 2),
+    # A TURN error response: the server's code, libwebrtc's text, when it came.
+    ("turn:192.0.2.9:3478", Cause.RESPONSE, 401, "Unauthorized.", 2),
 ])
 def test_each_failure_maps_to_the_event_chrome_fires(url: str, cause: Cause, code: int,
                                                       text: str, after: float) -> None:
@@ -49,6 +49,20 @@ def test_each_failure_maps_to_the_event_chrome_fires(url: str, cause: Cause, cod
                              "Unauthorized" if cause is Cause.RESPONSE else "iceprobe's text"))
     assert view is not None
     assert (view.error_code, view.error_text, view.after_ms) == (code, text, after)
+
+
+@pytest.mark.parametrize("code", [442, 486, 403, 508])
+def test_other_turn_error_responses_are_a_turn_allocate_error(code: int) -> None:
+    view = chrome_view(event("turn:192.0.2.9:3478", Cause.RESPONSE, code, "Quota reached"))
+    assert view is not None and (view.error_code, view.error_text) == (code,
+                                                                       "TURN allocate error.")
+
+
+def test_redirects_and_stale_nonces_are_handled_by_chrome_without_an_event() -> None:
+    for code in (300, 438):
+        assert chrome_view(event("turn:192.0.2.9:3478", Cause.RESPONSE, code, "x")) is None
+    view = chrome_view(event("stun:192.0.2.9:3478", Cause.RESPONSE, 400, "Bad Request"))
+    assert view is not None and view.error_text == "Bad Request"
 
 
 def test_chrome_fires_nothing_for_stuns_or_for_iceprobe_s_own_failures() -> None:

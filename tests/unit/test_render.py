@@ -295,7 +295,7 @@ def test_json_errors_have_their_fields_in_time_order() -> None:
                          "server_address": "192.0.2.2", "server_port": 3478,
                          "error_code": 401, "error_text": "Unauthorized",
                          "cause": "response", "problem": None, "elapsed_ms": 35.0,
-                         "browser": {"error_code": 401, "error_text": "Unauthorized",
+                         "browser": {"error_code": 401, "error_text": "Unauthorized.",
                                      "after_ms": 35.0}}
     assert errors[1]["cause"] == "timeout"
     assert errors[1]["browser"] == {"error_code": 701, "after_ms": 39750.0,

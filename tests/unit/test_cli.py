@@ -157,3 +157,15 @@ def test_help_and_version_import_neither_aioice_nor_aiortc(args: list[str]) -> N
     done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
                           timeout=30)
     assert "HEAVY []" in done.stdout, done.stdout
+
+
+def test_gather_imports_aioice_but_never_aiortc() -> None:
+    # A probe of a closed port on loopback: the gatherer runs, the relay check does not.
+    code = ("import sys\nfrom iceprobe.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'aioice', 'aiortc'})\n"
+            "print('HEAVY', heavy)\n")
+    done = subprocess.run([sys.executable, "-c", code, "gather", "--stun", "stun:127.0.0.1:9",
+                           "--timeout", "1", "--json"], capture_output=True, text=True,
+                          timeout=30)
+    assert "HEAVY ['aioice']" in done.stdout, done.stdout[-500:] + done.stderr

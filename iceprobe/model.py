@@ -7,77 +7,36 @@ renderers show them; none of those stages raises for a network failure, which is
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 
-#: Probes in flight at once (each holds one socket), unless --concurrency says otherwise.
-DEFAULT_CONCURRENCY = 500
-
-
-class Scheme(str, enum.Enum):
-    """URI schemes of RFC 7064 (STUN) and RFC 7065 (TURN)."""
-
-    STUN = "stun"
-    STUNS = "stuns"
-    TURN = "turn"
-    TURNS = "turns"
-
-    @property
-    def is_turn(self) -> bool:
-        return self in (Scheme.TURN, Scheme.TURNS)
-
-    @property
-    def is_secure(self) -> bool:
-        return self in (Scheme.STUNS, Scheme.TURNS)
-
-
-class Transport(str, enum.Enum):
-    """How iceprobe talks to the server: the wire under the STUN messages."""
-
-    UDP = "udp"
-    TCP = "tcp"
-    TLS = "tls"
-
-
-class CandidateType(str, enum.Enum):
-    HOST = "host"
-    SRFLX = "srflx"
-    RELAY = "relay"
-
-
-class Cause(str, enum.Enum):
-    """Why an error event happened. `response` is a STUN/TURN error response; the others
-    are the distinct reasons behind a browser's ambiguous 701."""
-
-    RESPONSE = "response"
-    DNS = "dns"
-    SOCKET = "socket"
-    UNREACHABLE = "unreachable"
-    REFUSED = "refused"
-    TLS = "tls"
-    CLOSED = "closed"
-    TIMEOUT = "timeout"
-    MALFORMED = "malformed"
-    INTERNAL = "internal"
-
-
-class Severity(str, enum.Enum):
-    OK = "ok"
-    INFO = "info"
-    WARN = "warn"
-    FAIL = "fail"
-
-
-class Requirement(str, enum.Enum):
-    """`each`: every server must yield its candidate; `any`: one working STUN and one
-    working TURN server are enough."""
-
-    EACH = "each"
-    ANY = "any"
-
-
-#: W3C WebRTC: "server not reachable", the browser's code for every failure to reach a server.
-SERVER_UNREACHABLE_CODE = 701
+# Re-exported: the enums and constants are part of the model's vocabulary.
+from .constants import (
+    DEFAULT_CONCURRENCY as DEFAULT_CONCURRENCY,
+)
+from .constants import (
+    SERVER_UNREACHABLE_CODE as SERVER_UNREACHABLE_CODE,
+)
+from .constants import (
+    CandidateType as CandidateType,
+)
+from .constants import (
+    Cause as Cause,
+)
+from .constants import (
+    RelayStep as RelayStep,
+)
+from .constants import (
+    Requirement as Requirement,
+)
+from .constants import (
+    Scheme as Scheme,
+)
+from .constants import (
+    Severity as Severity,
+)
+from .constants import (
+    Transport as Transport,
+)
 
 
 @dataclass(frozen=True)
@@ -226,18 +185,6 @@ class Verdict:
     detail: str
     hint: str
     urls: tuple[str, ...] = ()
-
-
-class RelayStep(str, enum.Enum):
-    """The steps of a relay data-path check, in order; a broken path names the first that
-    did not complete."""
-
-    ALLOCATE = "allocate"
-    ICE = "ice"
-    DTLS = "dtls"
-    CHANNEL = "channel"
-    ECHO = "echo"
-    BULK = "bulk"
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,19 @@
 """The command line: parse, run, judge, render, exit. Nothing else lives here.
 
-One module per command (`gather`, `relay`, `explain`) and the options they share in
-`options`. Heavy modules (aioice through the gatherer, aiortc through the relay check, rich
-through the renderers) are imported inside the commands, so that `--help` and `--version`
-start fast and `gather` never pays for aiortc.
+One module per command (`gather`, `relay`, `analyze`, `explain`) and the options they share
+in `options`. A command's module is imported only when that command runs (or its help is
+shown), and heavy modules (aioice through the gatherer, aiortc through the relay check, rich
+through the table renderer) only inside the commands, so that `--help` and `--version` start
+about as fast as click itself, `gather --json` never imports rich's console, and `gather`
+never pays for aiortc.
 """
 
 from __future__ import annotations
 
 import enum
-import logging
+import importlib
 import signal
 import sys
-import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -45,7 +46,34 @@ class InternalError(Exception):
         self.verbose = verbose
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+#: Each command: its module under iceprobe.cli, and the short help `iceprobe --help` lists
+#: (kept equal to the command's own by a test), so that listing them imports none of them.
+COMMANDS: dict[str, str] = {
+    "analyze": "Diagnose what a browser recorded: each PeerConnection of each FILE.",
+    "explain": "Explain a STUN/TURN/browser error code, a browser errorText or a 701 cause.",
+    "gather": "Gather candidates from STUN/TURN servers and explain every failure.",
+    "relay": "Prove that data flows through each TURN server, and measure it.",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported when one is asked for; each module registers
+    its command on `cli` with `@cli.command()` as it loads."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS and cmd_name not in self.commands:
+            importlib.import_module(f"{__name__}.{cmd_name}")
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl(sorted(COMMANDS.items()))
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="iceprobe",
                       message="%(prog)s %(version)s")
 def cli() -> None:
@@ -56,15 +84,8 @@ def cli() -> None:
     """
 
 
-# The commands register themselves on `cli`.
-from . import analyze, explain, gather, relay  # noqa: E402
-
-
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Entry point: maps every outcome to an exit code and at most one line on stderr."""
-    # Libraries' warnings (aioice, aiortc, asyncio) must not reach the user's terminal through
-    # logging's last-resort handler: the report says what matters, --verbose traces the rest.
-    logging.getLogger().addHandler(logging.NullHandler())
     signal.signal(signal.SIGTERM, _terminate)
     try:
         code = cli.main(args=argv, prog_name="iceprobe", standalone_mode=False)
@@ -79,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         sys.exit(ExitCode.TERMINATED)
     except InternalError as exc:
         if exc.verbose:
+            import traceback
+
             traceback.print_exception(exc.original)
         _internal(exc.original)
     except Exception as exc:
@@ -96,4 +119,4 @@ def _internal(exc: BaseException) -> NoReturn:
     sys.exit(ExitCode.INTERNAL)
 
 
-__all__ = ["ExitCode", "InternalError", "analyze", "cli", "explain", "gather", "main", "relay"]
+__all__ = ["COMMANDS", "ExitCode", "InternalError", "LazyGroup", "cli", "main"]

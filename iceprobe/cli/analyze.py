@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..model import Requirement
+from ..constants import DEFAULT_SLOW_MS, Requirement
 from . import ExitCode, InternalError, cli
 from .options import output_options, require_option
 
 if TYPE_CHECKING:
     from ..recordings import Input
-    from ..render import Report
+    from ..render.report import Report
 
 #: Largest file read (before decompression).
 MAX_FILE_BYTES = 256 * 1024 * 1024
@@ -23,7 +23,7 @@ MAX_FILE_BYTES = 256 * 1024 * 1024
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @require_option("each: every configured server must yield its candidate; any: one working "
                    "STUN and one working TURN server are enough.")
-@click.option("--slow-ms", type=click.FloatRange(min=0, min_open=True), default=500.0,
+@click.option("--slow-ms", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_SLOW_MS,
               show_default=True, metavar="MS",
               help="slow-turn when the first relay candidate came later than this after "
                    "gathering started.")
@@ -74,12 +74,8 @@ def _load(name: str) -> bytes:
 
 def _analyze(inputs: list[Input], require: Requirement, slow_ms: float,
              ignore: tuple[str, ...], redact: str | None, as_json: bool) -> int:
-    from rich.console import Console
-
     from ..recordings import analysis
-    from ..render import Report
-    from ..render.json_report import analysis_document
-    from ..render.table import render_table
+    from ..render.report import Report
     from ..rules import evaluate
 
     reports: list[Report] = []
@@ -93,13 +89,19 @@ def _analyze(inputs: list[Input], require: Requirement, slow_ms: float,
 
             report = redacted(report, hostnames=redact == "all")
         reports.append(report)
-    console = Console()
     if as_json:
         import json
 
-        console.file.write(json.dumps(analysis_document(reports), indent=2) + "\n")
-        console.file.flush()
+        from ..render.json_report import analysis_document
+
+        sys.stdout.write(json.dumps(analysis_document(reports), indent=2) + "\n")
+        sys.stdout.flush()
     else:
+        from rich.console import Console
+
+        from ..render.table import render_table
+
+        console = Console()
         for number, report in enumerate(reports):
             if number:
                 console.rule()

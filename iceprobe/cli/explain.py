@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 import click
 
-from ..model import SERVER_UNREACHABLE_CODE
+from ..constants import SERVER_UNREACHABLE_CODE
 from . import ExitCode, cli
 
 if TYPE_CHECKING:
@@ -25,8 +26,6 @@ def explain(code_or_text: str | None, as_json: bool) -> int:
     iceprobe explain "TURN allocate request timed out."
     iceprobe explain timeout         one of iceprobe's 701 causes
     """
-    from rich.console import Console
-
     from .. import codes
     from ..render.explain import render_code_table, render_entries, render_explain_json
 
@@ -34,10 +33,13 @@ def explain(code_or_text: str | None, as_json: bool) -> int:
         entries = [*codes.CODES, *codes.CAUSES_701]
     else:
         entries = _explain_entries(code_or_text)
-    console = Console()
     if as_json:
-        render_explain_json(entries, console)
-    elif code_or_text is None:
+        render_explain_json(entries, sys.stdout)
+        return ExitCode.OK
+    from rich.console import Console
+
+    console = Console()
+    if code_or_text is None:
         render_code_table(entries, console)
     else:
         render_entries(entries, console)

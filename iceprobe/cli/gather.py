@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..model import DEFAULT_CONCURRENCY, Credentials, Requirement, Scheme, ServerSpec
+from ..constants import DEFAULT_CONCURRENCY, DEFAULT_SLOW_MS, Requirement, Scheme
 from . import InternalError, cli
 from .options import (
     CredentialInput,
@@ -24,7 +24,7 @@ from .output import Output, finish, run
 if TYPE_CHECKING:
     import asyncio
 
-    from ..model import GatherReport, RelayCheck
+    from ..model import Credentials, GatherReport, RelayCheck, ServerSpec
 
 
 @cli.command()
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
                    "slot within the same --timeout.")
 @require_option("each: every server must yield its candidate; any: one working STUN and "
                    "one working TURN server are enough.")
-@click.option("--slow-ms", type=click.FloatRange(min=0, min_open=True), default=500.0,
+@click.option("--slow-ms", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_SLOW_MS,
               show_default=True, metavar="MS",
               help="A server whose first candidate takes longer is slow-server.")
 @click.option("--relay-family", type=click.Choice(["ipv4", "ipv6", "both"]), default="ipv4",
@@ -124,7 +124,7 @@ def _gather(specs: tuple[ServerSpec, ...], credentials: Credentials | None,
     from ..credentials import ephemeral_expiry
     from ..gather import GatherOptions
     from ..gather import gather as gather_candidates
-    from ..render import Report
+    from ..render.report import Report
     from ..rules import Evidence, evaluate
 
     options = GatherOptions(timeout=settings.timeout, credentials=credentials,

@@ -9,12 +9,14 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from ..model import Credentials, Requirement, Scheme, ServerSpec
-from ..urls import UrlError, parse_server_url
+from ..constants import Requirement, Scheme
+
+if TYPE_CHECKING:
+    from ..model import Credentials, ServerSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -23,6 +25,8 @@ def server_urls(kind: str, schemes: tuple[Scheme, ...]) -> Callable[
         [click.Context, click.Parameter, Sequence[str]], tuple[ServerSpec, ...]]:
     def convert(ctx: click.Context, param: click.Parameter,
                 values: Sequence[str]) -> tuple[ServerSpec, ...]:
+        from ..urls import UrlError, parse_server_url
+
         specs = []
         for value in values:
             try:
@@ -220,6 +224,8 @@ def _require_credentials(ctx: click.Context, specs: Sequence[ServerSpec], userna
                                ctx=ctx)
     if username is None or credential is None:
         return None
+    from ..model import Credentials
+
     return Credentials(username, credential)
 
 

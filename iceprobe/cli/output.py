@@ -14,7 +14,7 @@ from . import ExitCode
 from .options import enable_trace
 
 if TYPE_CHECKING:
-    from ..render import Report
+    from ..render.report import Report
 
 T = TypeVar("T")
 
@@ -44,9 +44,11 @@ def run(probe: Probe[T], status: str, verbose: bool) -> tuple[T, int | None]:
     holds within about a second, and returns what it found; this returns it with the
     signal's number (None when the probe ran to its end). A second signal stops at once."""
     import asyncio
+    import logging
 
-    from rich.console import Console
-
+    # Libraries' warnings (aioice, aiortc, asyncio) must not reach the user's terminal through
+    # logging's last-resort handler: the report says what matters, --verbose traces the rest.
+    logging.getLogger().addHandler(logging.NullHandler())
     if verbose:
         enable_trace()
     previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
@@ -78,9 +80,10 @@ def run(probe: Probe[T], status: str, verbose: bool) -> tuple[T, int | None]:
                 loop.remove_signal_handler(signum)
 
     try:
-        err = Console(stderr=True)
-        if err.is_terminal and not verbose:
-            with err.status(status, spinner="dots"):
+        if not verbose and sys.stderr.isatty():  # rich only for the spinner on a terminal
+            from rich.console import Console
+
+            with Console(stderr=True).status(status, spinner="dots"):
                 return asyncio.run(main())
         return asyncio.run(main())
     finally:
@@ -90,16 +93,13 @@ def run(probe: Probe[T], status: str, verbose: bool) -> tuple[T, int | None]:
 
 
 def emit(report: Report, output: Output) -> int:
-    from rich.console import Console
-
-    from ..render import RENDERERS, OutputFormat
+    from ..render import OutputFormat, render
 
     if output.redact is not None:
         from ..redact import redact
 
         report = redact(report, hostnames=output.redact == "all")
-    out_format = OutputFormat.JSON if output.as_json else OutputFormat.TABLE
-    RENDERERS[out_format](report, Console())
+    render(report, OutputFormat.JSON if output.as_json else OutputFormat.TABLE, sys.stdout)
     return ExitCode.OK if report.ok else ExitCode.FAIL
 
 

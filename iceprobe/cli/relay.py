@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..model import Credentials, Requirement, Scheme, ServerSpec
-from ..rules import DEFAULT_RELAY_MAX_RTT_MS, DEFAULT_RELAY_MIN_BPS
+from ..constants import DEFAULT_RELAY_MAX_RTT_MS, DEFAULT_RELAY_MIN_BPS, Requirement, Scheme
 from . import InternalError, cli
 from .options import (
     CredentialInput,
@@ -24,7 +23,7 @@ if TYPE_CHECKING:
     import asyncio
 
     from ..gather.datapath import RelayOptions
-    from ..model import GatherReport, RelayCheck
+    from ..model import Credentials, GatherReport, RelayCheck, ServerSpec
 
 #: The allocation pre-check (a plain gathering) gets at most this much of the budget.
 PRECHECK_TIMEOUT = 5.0

@@ -1,15 +1,14 @@
-"""Rendering a report: a rich table for people, JSON for programs."""
+"""Rendering a report: a rich table for people, JSON for programs.
+
+Each renderer is imported when it is asked for: the JSON path never imports rich.
+"""
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from typing import TextIO
 
-from rich.console import Console
-
-from .json_report import render_json
 from .report import Report
-from .table import render_table
 
 
 class OutputFormat(str, enum.Enum):
@@ -17,11 +16,18 @@ class OutputFormat(str, enum.Enum):
     JSON = "json"
 
 
-Renderer = Callable[[Report, Console], None]
+def render(report: Report, output_format: OutputFormat, file: TextIO) -> None:
+    """Write the report to `file` in the given format."""
+    if output_format is OutputFormat.JSON:
+        from .json_report import render_json
 
-RENDERERS: dict[OutputFormat, Renderer] = {
-    OutputFormat.TABLE: render_table,
-    OutputFormat.JSON: render_json,
-}
+        render_json(report, file)
+        return
+    from rich.console import Console
 
-__all__ = ["RENDERERS", "OutputFormat", "Renderer", "Report"]
+    from .table import render_table
+
+    render_table(report, Console(file=file))
+
+
+__all__ = ["OutputFormat", "Report", "render"]

@@ -1,17 +1,16 @@
-"""Rendering the code table for `iceprobe explain`."""
+"""Rendering the code table for `iceprobe explain`: rich for people, JSON (without rich)
+for programs."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
-
-from rich import box
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..codes import CodeInfo
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def info_document(info: CodeInfo) -> dict[str, Any]:
@@ -29,13 +28,16 @@ def info_document(info: CodeInfo) -> dict[str, Any]:
     }
 
 
-def render_explain_json(entries: Sequence[CodeInfo], console: Console) -> None:
-    console.file.write(json.dumps([info_document(i) for i in entries], indent=2) + "\n")
-    console.file.flush()
+def render_explain_json(entries: Sequence[CodeInfo], file: TextIO) -> None:
+    file.write(json.dumps([info_document(i) for i in entries], indent=2) + "\n")
+    file.flush()
 
 
 def render_entries(entries: Sequence[CodeInfo], console: Console) -> None:
     """Each entry in full, one block after another."""
+    from rich.table import Table
+    from rich.text import Text
+
     for index, info in enumerate(entries):
         if index:
             console.print()
@@ -59,6 +61,10 @@ def render_entries(entries: Sequence[CodeInfo], console: Console) -> None:
 
 def render_code_table(entries: Sequence[CodeInfo], console: Console) -> None:
     """All entries, one row each."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="STUN, TURN and browser error "
                   "codes", title_justify="left", title_style="bold")
     table.add_column("code", justify="right", no_wrap=True)

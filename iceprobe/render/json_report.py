@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
-
-from rich.console import Console
+from typing import Any, TextIO
 
 from .. import __version__
 from ..browser import chrome_view
@@ -102,10 +100,10 @@ def _cell(cell: Cell) -> dict[str, Any]:
             "ok": cell.ok, "result": cell.summary, "duration_ms": cell.duration_ms}
 
 
-def render_json(report: Report, console: Console) -> None:
+def render_json(report: Report, file: TextIO) -> None:
     """Write the document alone, so that stdout parses as JSON."""
-    console.file.write(json.dumps(report_document(report), indent=2) + "\n")
-    console.file.flush()
+    file.write(json.dumps(report_document(report), indent=2) + "\n")
+    file.flush()
 
 
 def _server(result: ProbeResult) -> dict[str, Any]:

@@ -9,14 +9,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Collection, Sequence
 
+from ..constants import DEFAULT_RELAY_MAX_RTT_MS, DEFAULT_RELAY_MIN_BPS, DEFAULT_SLOW_MS
 from ..model import Severity, Verdict
-from .evidence import (
-    DEFAULT_RELAY_MAX_RTT_MS,
-    DEFAULT_RELAY_MIN_BPS,
-    DEFAULT_SLOW_MS,
-    Evidence,
-    Rule,
-)
+from .evidence import Evidence, Rule
 from .gathering import (
     all_candidates_gathered,
     no_host_candidates,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from ..constants import DEFAULT_RELAY_MAX_RTT_MS, DEFAULT_RELAY_MIN_BPS, DEFAULT_SLOW_MS
 from ..credentials import EphemeralExpiry
 from ..model import (
     Candidate,
@@ -16,12 +17,6 @@ from ..model import (
     Severity,
     Verdict,
 )
-
-#: A server whose first candidate arrives later than this is slow (milliseconds).
-DEFAULT_SLOW_MS = 500.0
-#: relay-slow thresholds: median echo round trip (ms), and the lower bulk throughput (bit/s).
-DEFAULT_RELAY_MAX_RTT_MS = 300.0
-DEFAULT_RELAY_MIN_BPS = 1_000_000.0
 
 
 @dataclass(frozen=True)

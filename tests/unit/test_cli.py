@@ -147,6 +147,43 @@ def test_internal_error_shows_traceback_with_verbose(
     assert "Traceback" in err and "RuntimeError: boom" in err
 
 
+def test_the_command_list_is_every_command_with_its_own_short_help() -> None:
+    # `iceprobe --help` lists COMMANDS without importing the commands: the table must say
+    # what each command's own docstring says, and miss none.
+    import importlib
+    import pkgutil
+
+    import click
+
+    for info in pkgutil.iter_modules(cli.__path__):
+        importlib.import_module(f"iceprobe.cli.{info.name}")
+    registered = {name: command for name, command in cli.cli.commands.items()
+                  if isinstance(command, click.Command)}
+    assert set(registered) == set(cli.COMMANDS)
+    for name, command in registered.items():
+        assert cli.COMMANDS[name] == command.get_short_help_str(limit=1000), name
+
+
+def test_help_lists_every_command_and_an_unknown_one_is_a_usage_error() -> None:
+    listed = run("--help")
+    assert listed.returncode == 0
+    assert [line.split()[0] for line in listed.stdout.split("Commands:")[1].splitlines()
+            if line.startswith("  ") and not line.startswith("   ")] == sorted(cli.COMMANDS)
+    unknown = run("frobnicate")
+    assert unknown.returncode == cli.ExitCode.USAGE
+    assert "No such command 'frobnicate'" in unknown.stderr
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"]])
+def test_help_and_version_import_no_command(args: list[str]) -> None:
+    code = ("import sys\nfrom iceprobe.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "print('LOADED', sorted(m for m in sys.modules if m.startswith('iceprobe')))\n")
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          timeout=30)
+    assert "LOADED ['iceprobe', 'iceprobe.cli']" in done.stdout, done.stdout[-500:]
+
+
 @pytest.mark.parametrize("args", [["--help"], ["--version"], ["gather", "--help"],
                                   ["relay", "--help"]])
 def test_help_and_version_import_neither_aioice_nor_aiortc(args: list[str]) -> None:
@@ -159,13 +196,15 @@ def test_help_and_version_import_neither_aioice_nor_aiortc(args: list[str]) -> N
     assert "HEAVY []" in done.stdout, done.stdout
 
 
-def test_gather_imports_aioice_but_never_aiortc() -> None:
+def test_gather_json_imports_aioice_but_neither_aiortc_nor_rich() -> None:
     # A probe of a closed port on loopback: the gatherer runs, the relay check does not.
     code = ("import sys\nfrom iceprobe.cli import main\n"
             "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
-            "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'aioice', 'aiortc'})\n"
+            "heavy = sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'aioice', 'aiortc', 'rich'})\n"
             "print('HEAVY', heavy)\n")
     done = subprocess.run([sys.executable, "-c", code, "gather", "--stun", "stun:127.0.0.1:9",
                            "--timeout", "1", "--json"], capture_output=True, text=True,
                           timeout=30)
+    # Nor rich: the JSON goes straight to stdout, and stderr is no terminal for a spinner.
     assert "HEAVY ['aioice']" in done.stdout, done.stdout[-500:] + done.stderr

@@ -27,8 +27,10 @@ GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 def rendered(entries: Sequence[CodeInfo], how: str) -> str:
     buffer = io.StringIO()
     console = Console(file=buffer, width=100, color_system=None, force_terminal=False)
-    {"entries": render_entries, "table": render_code_table,
-     "json": render_explain_json}[how](entries, console)
+    if how == "json":
+        render_explain_json(entries, buffer)
+    else:
+        {"entries": render_entries, "table": render_code_table}[how](entries, console)
     return buffer.getvalue()
 
 

@@ -54,7 +54,7 @@ def outputs(r: Report) -> str:
     buffer = io.StringIO()
     console = Console(file=buffer, width=200, color_system=None, force_terminal=False)
     render_table(r, console)
-    render_json(r, console)
+    render_json(r, buffer)
     return buffer.getvalue()
 
 
@@ -75,7 +75,7 @@ def test_placeholders_are_stable_across_fields() -> None:
     [relay] = redacted.gather.results[1].candidates
     assert relay.related_address == srflx.address
     document = io.StringIO()
-    render_json(redacted, Console(file=document, force_terminal=False))
+    render_json(redacted, document)
     turn = json.loads(document.getvalue())["servers"][1]
     assert turn["host"].startswith("server-") and turn["addresses"] == [turn["host"]]
     assert redacted.gather.results[1].server.url == f"turn:{turn['host']}:3478"

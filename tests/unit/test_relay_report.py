@@ -129,7 +129,10 @@ def report(*checks: RelayCheck) -> Report:
 def rendered(r: Report, as_json: bool = False) -> str:
     out = io.StringIO()
     console = Console(file=out, width=120, color_system=None)
-    (render_json if as_json else render_table)(r, console)
+    if as_json:
+        render_json(r, out)
+    else:
+        render_table(r, console)
     return out.getvalue()
 
 

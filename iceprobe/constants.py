@@ -1,0 +1,99 @@
+"""The vocabulary of iceprobe's data: its enums and the constants that the command line's
+option declarations need.
+
+No dataclasses live here, so that `iceprobe --help` and `iceprobe gather --help` can import
+this without paying for `iceprobe.model`'s generated methods; `iceprobe.model` re-exports all
+of it.
+"""
+
+from __future__ import annotations
+
+import enum
+
+#: Probes in flight at once (each holds one socket), unless --concurrency says otherwise.
+DEFAULT_CONCURRENCY = 500
+
+
+class Scheme(str, enum.Enum):
+    """URI schemes of RFC 7064 (STUN) and RFC 7065 (TURN)."""
+
+    STUN = "stun"
+    STUNS = "stuns"
+    TURN = "turn"
+    TURNS = "turns"
+
+    @property
+    def is_turn(self) -> bool:
+        return self in (Scheme.TURN, Scheme.TURNS)
+
+    @property
+    def is_secure(self) -> bool:
+        return self in (Scheme.STUNS, Scheme.TURNS)
+
+
+class Transport(str, enum.Enum):
+    """How iceprobe talks to the server: the wire under the STUN messages."""
+
+    UDP = "udp"
+    TCP = "tcp"
+    TLS = "tls"
+
+
+class CandidateType(str, enum.Enum):
+    HOST = "host"
+    SRFLX = "srflx"
+    RELAY = "relay"
+
+
+class Cause(str, enum.Enum):
+    """Why an error event happened. `response` is a STUN/TURN error response; the others
+    are the distinct reasons behind a browser's ambiguous 701."""
+
+    RESPONSE = "response"
+    DNS = "dns"
+    SOCKET = "socket"
+    UNREACHABLE = "unreachable"
+    REFUSED = "refused"
+    TLS = "tls"
+    CLOSED = "closed"
+    TIMEOUT = "timeout"
+    MALFORMED = "malformed"
+    INTERNAL = "internal"
+
+
+class Severity(str, enum.Enum):
+    OK = "ok"
+    INFO = "info"
+    WARN = "warn"
+    FAIL = "fail"
+
+
+class Requirement(str, enum.Enum):
+    """`each`: every server must yield its candidate; `any`: one working STUN and one
+    working TURN server are enough."""
+
+    EACH = "each"
+    ANY = "any"
+
+
+#: W3C WebRTC: "server not reachable", the browser's code for every failure to reach a server.
+SERVER_UNREACHABLE_CODE = 701
+
+
+class RelayStep(str, enum.Enum):
+    """The steps of a relay data-path check, in order; a broken path names the first that
+    did not complete."""
+
+    ALLOCATE = "allocate"
+    ICE = "ice"
+    DTLS = "dtls"
+    CHANNEL = "channel"
+    ECHO = "echo"
+    BULK = "bulk"
+
+
+#: A server whose first candidate arrives later than this is slow (milliseconds).
+DEFAULT_SLOW_MS = 500.0
+#: relay-slow thresholds: median echo round trip (ms), and the lower bulk throughput (bit/s).
+DEFAULT_RELAY_MAX_RTT_MS = 300.0
+DEFAULT_RELAY_MIN_BPS = 1_000_000.0

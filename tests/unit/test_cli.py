@@ -208,3 +208,33 @@ def test_gather_json_imports_aioice_but_neither_aiortc_nor_rich() -> None:
                           timeout=30)
     # Nor rich: the JSON goes straight to stdout, and stderr is no terminal for a spinner.
     assert "HEAVY ['aioice']" in done.stdout, done.stdout[-500:] + done.stderr
+
+
+def test_on_a_terminal_gather_shows_the_spinner_then_the_coloured_table() -> None:
+    # The one path that loads rich for stderr: a spinner while probing (a closed port on
+    # loopback, so the probe ends at once), then the table in colour on stdout.
+    import pty
+
+    primary, secondary = pty.openpty()
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120"}
+    env.pop("NO_COLOR", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "iceprobe", "gather", "--stun", "stun:127.0.0.1:9",
+         "--timeout", "2"], stdin=subprocess.DEVNULL, stdout=secondary, stderr=secondary,
+        env=env)
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(primary)
+    assert process.wait(timeout=30) == cli.ExitCode.FAIL
+    out = b"".join(chunks).decode(errors="replace")
+    assert "Probing 1 server(s)" in out  # the spinner's status line
+    assert "\x1b[" in out  # colour
+    assert "server-unreachable" in out and "Traceback" not in out

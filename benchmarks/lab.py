@@ -1,49 +1,34 @@
-"""The benchmark's own network: a namespace, coturn, and small UDP servers of our own.
+"""The benchmark's own network: the test lab's namespace and coturn, and small UDP servers
+of our own.
 
-Standard library only: the benchmark builds its lab before it knows whether iceprobe's
-dependencies are installed. Everything here stays inside network and mount namespaces that this
-process creates: a veth pair with BENCH_IPV4 and BENCH_IPV6 plus loopback. /etc/resolv.conf and
-/etc/hosts are bind-mounted in the private mount namespace; the resolver they name is our own
-NXDOMAIN responder on DNS_ADDRESS, so no lookup ever reaches a real resolver.
+Standard library only (and the test lab's helpers, which are too): the benchmark builds its
+lab before it knows whether iceprobe's dependencies are installed. Everything stays inside
+the network and mount namespaces that `tests.lab.netns` creates for this process: a veth pair
+with 198.18.0.10/24 and fd00::10/64 plus loopback, and its own /etc/hosts and
+/etc/resolv.conf. The resolver they name is our own NXDOMAIN responder on DNS_ADDRESS, so no
+lookup ever reaches a real resolver.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import heapq
 import itertools
-import os
 import selectors
-import shutil
 import socket
 import struct
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
-CLONE_NEWNS = 0x00020000
-CLONE_NEWNET = 0x40000000
-MS_BIND = 0x1000
-MS_REC = 0x4000
-MS_PRIVATE = 0x40000
+from tests.lab import netns, servers
+from tests.lab.netns import DNS_ADDRESS, MISSING_NAME
+from tests.lab.netns import LabNetwork as Network
+from tests.lab.servers import Coturn
 
-#: RFC 2544's benchmarking range, inside our own namespace only.
-BENCH_IPV4 = "198.18.0.10"
-BENCH_IPV6 = "fd00:b::10"
-DNS_ADDRESS = "127.0.0.53"
-#: A name our resolver answers with NXDOMAIN.
-MISSING_NAME = "nonexistent.bench.test"
 USER = "bench"
 PASSWORD = "bench-secret-9"
-REALM = "bench"
-
-HOSTS = "127.0.0.1 localhost\n::1 localhost\n"
-RESOLV_CONF = f"nameserver {DNS_ADDRESS}\noptions timeout:1 attempts:1\n"
 
 MAGIC_COOKIE = 0x2112A442
 BINDING_REQUEST = 0x0001
@@ -52,60 +37,19 @@ XOR_MAPPED_ADDRESS = 0x0020
 
 
 class LabError(Exception):
-    """The benchmark's lab cannot be built here (not root, no iproute2, ...)."""
-
-
-@dataclass(frozen=True)
-class Network:
-    ipv4: str
-    ipv6: str
-    workdir: str
-
-
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-
-
-def _check(result: int, what: str) -> None:
-    if result != 0:
-        raise LabError(f"{what} failed: {os.strerror(ctypes.get_errno())}")
-
-
-def _ip(command: str) -> None:
-    done = subprocess.run(command.split(), capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise LabError(f"`{command}` failed: {done.stderr.strip()}")
+    """The benchmark's lab cannot be built here (not root, no iproute2, no coturn, ...)."""
 
 
 def enter_namespace() -> Network:
-    """Move this process into new network and mount namespaces and build the network there.
+    """Move this process into new network and mount namespaces and build the lab network
+    there (`tests.lab.netns`).
 
     Must run before this process starts any thread: unshare(CLONE_NEWNS) refuses a
     multithreaded process. Child processes inherit both namespaces."""
-    if os.geteuid() != 0:
-        raise LabError("the benchmark needs root (network namespaces, coturn)")
-    if shutil.which("ip") is None:
-        raise LabError("iproute2's `ip` is missing")
-    libc = _libc()
-    _check(libc.unshare(CLONE_NEWNET | CLONE_NEWNS), "unshare(CLONE_NEWNET|CLONE_NEWNS)")
-    _check(libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "making / private")
-    workdir = tempfile.mkdtemp(prefix="iceprobe-bench-")
-    for name, text in (("hosts", HOSTS), ("resolv.conf", RESOLV_CONF)):
-        path = os.path.join(workdir, name)
-        with open(path, "w") as handle:
-            handle.write(text)
-        _check(libc.mount(path.encode(), f"/etc/{name}".encode(), None, MS_BIND, None),
-               f"bind-mounting /etc/{name}")
-    for command in (
-        "ip link set lo up",
-        "ip link add bench0 type veth peer name bench1",
-        "ip link set bench1 up",
-        f"ip addr add {BENCH_IPV4}/24 dev bench0",
-        f"ip -6 addr add {BENCH_IPV6}/64 dev bench0 nodad",
-        "ip link set bench0 up",
-    ):
-        _ip(command)
-    return Network(BENCH_IPV4, BENCH_IPV6, workdir)
+    try:
+        return netns.enter_lab_network()
+    except netns.LabUnavailable as exc:
+        raise LabError(str(exc)) from None
 
 
 # --- wire formats of our own small servers ---------------------------------------------------
@@ -207,61 +151,22 @@ class UdpServers:
 
 # --- coturn ----------------------------------------------------------------------------------
 
-@dataclass
-class Coturn:
-    ip: str
-    port: int
-    process: subprocess.Popen[bytes]
-    workdir: str
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
 def coturn_version() -> str:
     done = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "coturn"],
                           capture_output=True, text=True, check=False)
     return done.stdout.strip() or "unknown"
 
 
-def start_coturn(ip: str, port: int, workdir: str, relay_ports: tuple[int, int]) -> Coturn:
-    """A foreground coturn on ip:port (UDP and TCP, no TLS), long-term credentials USER /
-    PASSWORD; waits until it answers a Binding request."""
-    binary = shutil.which("turnserver")
-    if binary is None:
-        raise LabError("turnserver not found (apt-get install coturn)")
-    empty = os.path.join(workdir, "empty.conf")
-    open(empty, "w").close()
-    args = [
-        binary, "-c", empty, "-n",
-        f"--listening-ip={ip}", f"--listening-port={port}", f"--relay-ip={ip}",
-        f"--min-port={relay_ports[0]}", f"--max-port={relay_ports[1]}",
-        f"--realm={REALM}", "--lt-cred-mech", f"--user={USER}:{PASSWORD}",
-        "--no-tls", "--no-dtls", "--no-cli", "--allow-loopback-peers",
-        "--log-file=stdout", "--simple-log",
-        f"--userdb={workdir}/turn.sqlite", f"--pidfile={workdir}/turn.pid",
-    ]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               stdin=subprocess.DEVNULL)
-    server = Coturn(ip, port, process, workdir)
-    request = struct.pack("!HHI12s", BINDING_REQUEST, 0, MAGIC_COOKIE, os.urandom(12))
-    deadline = time.monotonic() + 10
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(0.05)
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise LabError(f"coturn exited with {process.returncode}")
-            try:
-                sock.sendto(request, (ip, port))
-                if sock.recv(2048)[8:20] == request[8:20]:
-                    return server
-            except OSError:
-                time.sleep(0.02)
-    server.stop()
-    raise LabError("coturn did not answer within 10 s")
+def start_coturn(ip: str, port: int, relay_ports: tuple[int, int]) -> Coturn:
+    """The test lab's coturn (UDP and TCP, no TLS) on ip:port, long-term credentials USER /
+    PASSWORD; it waits until coturn answers a Binding request."""
+    try:
+        return servers.start_coturn(ip, user=USER, password=PASSWORD, port=port,
+                                    relay_ports=relay_ports)
+    except RuntimeError as exc:  # turnserver missing, exited, or silent
+        raise LabError(str(exc)) from None
+
+
+__all__ = ["DNS_ADDRESS", "MISSING_NAME", "Coturn", "LabError", "Network", "UdpServers",
+           "binding_reply", "coturn_version", "enter_namespace", "nxdomain_reply",
+           "start_coturn"]

@@ -298,13 +298,12 @@ def running_lab(servers: int) -> Iterator[Lab]:
         stun = [udp.add(network.ipv4, 0, lab.binding_reply) for _ in range(servers)]
         far = [udp.add(network.ipv4, 0, lab.binding_reply, FAR_DELAY) for _ in range(servers)]
         udp.start()
-        coturn = lab.start_coturn(network.ipv4, COTURN_PORT, network.workdir, RELAY_PORTS)
+        coturn = lab.start_coturn(network.ipv4, COTURN_PORT, RELAY_PORTS)
         yield Lab(network, coturn, silent, stun, far)
     finally:
         if coturn is not None:
             coturn.stop()
-        udp.close()
-        shutil.rmtree(network.workdir, ignore_errors=True)
+        udp.close()  # the lab's workdir goes at exit (tests.lab.netns)
 
 
 def _raise_open_files(wanted: int) -> None:

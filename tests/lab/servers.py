@@ -60,13 +60,17 @@ class Coturn:
 
 def start_coturn(ip: str, *extra: str, user: str = LAB_USER,
                  password: str = LAB_PASSWORD, tls: tuple[str, str] | None = None,
-                 relay_ip: str | None = None) -> Coturn:
-    """Start a foreground coturn on `ip` with its own ports and wait until it answers."""
+                 relay_ip: str | None = None, port: int | None = None,
+                 relay_ports: tuple[int, int] | None = None) -> Coturn:
+    """Start a foreground coturn on `ip` and wait until it answers; its own listening port
+    and a range of 32 relay ports unless `port` and `relay_ports` say otherwise."""
     binary = shutil.which("turnserver")
     if binary is None:
         raise RuntimeError("turnserver not found: apt-get install coturn (scripts/test does)")
-    port = next(_listening_ports)
-    relay = next(_relay_ports)
+    port = next(_listening_ports) if port is None else port
+    if relay_ports is None:
+        first = next(_relay_ports)
+        relay_ports = (first, first + 31)
     workdir = tempfile.mkdtemp(prefix="coturn-")
     empty_conf = os.path.join(workdir, "empty.conf")
     open(empty_conf, "w").close()
@@ -74,7 +78,7 @@ def start_coturn(ip: str, *extra: str, user: str = LAB_USER,
     args = [
         binary, "-c", empty_conf, "-n",
         f"--listening-ip={ip}", f"--listening-port={port}", f"--relay-ip={relay_ip or ip}",
-        f"--min-port={relay}", f"--max-port={relay + 31}",
+        f"--min-port={relay_ports[0]}", f"--max-port={relay_ports[1]}",
         f"--realm={LAB_REALM}", "--lt-cred-mech", f"--user={user}:{password}",
         *(("--no-tls",) if tls is None else
           (f"--cert={tls[0]}", f"--pkey={tls[1]}", f"--tls-listening-port={port + 1}")),
@@ -86,7 +90,7 @@ def start_coturn(ip: str, *extra: str, user: str = LAB_USER,
     with open(log_path, "wb") as log:
         process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL)
-    server = Coturn(ip, port, process, workdir, log_path, extra, (relay, relay + 31))
+    server = Coturn(ip, port, process, workdir, log_path, extra, relay_ports)
     try:
         _wait_until_answering(server)
     except Exception:

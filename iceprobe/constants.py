@@ -68,6 +68,39 @@ class Severity(str, enum.Enum):
     FAIL = "fail"
 
 
+class Role(str, enum.Enum):
+    """What a verdict is to the others: a *cause* (something wrong at a server or in the
+    configuration, with its code and cause), a *consequence* of causes (no relay, only host
+    candidates, ICE failed: what the causes mean for calls), or a *finding* that is neither
+    (all is well, no NAT, a harmless 701)."""
+
+    CAUSE = "cause"
+    CONSEQUENCE = "consequence"
+    FINDING = "finding"
+
+
+class Status(str, enum.Enum):
+    """A run's outcome, the headline of its report. Derived in one place
+    (`iceprobe.status.outcome`), together with `ok` and the exit code."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    #: Nothing could be judged: a recording whose PeerConnection recorded no event.
+    INCONCLUSIVE = "inconclusive"
+    #: Stopped by SIGINT or SIGTERM before the end: what is shown is what came before.
+    INTERRUPTED = "interrupted"
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    #: A failing verdict, or nothing to judge (inconclusive).
+    FAIL = 1
+    USAGE = 2
+    INTERNAL = 3
+    INTERRUPTED = 130  # 128 + SIGINT
+    TERMINATED = 143  # 128 + SIGTERM
+
+
 class Requirement(str, enum.Enum):
     """`each`: every server must yield its candidate; `any`: one working STUN and one
     working TURN server are enough."""

@@ -29,6 +29,9 @@ from .constants import (
     Requirement as Requirement,
 )
 from .constants import (
+    Role as Role,
+)
+from .constants import (
     Scheme as Scheme,
 )
 from .constants import (
@@ -135,15 +138,6 @@ class ProbeResult:
         wanted = self.server.expected_candidate
         return any(c.type is wanted for c in self.candidates)
 
-    @property
-    def status(self) -> str:
-        """ok, failed, interrupted (the run was stopped first) or not-probed (no probe slot
-        came free within the budget)."""
-        if self.ok:
-            return "ok"
-        if self.unfinished is None:
-            return "failed"
-        return "interrupted" if self.unfinished == "interrupted" else "not-probed"
 
 
 def _when(item: Candidate | ErrorEvent) -> float:
@@ -177,7 +171,11 @@ class GatherReport:
 
 @dataclass(frozen=True)
 class Verdict:
-    """A conclusion drawn from the results, with a stable id that scripts may match on."""
+    """A conclusion drawn from the results, with a stable id that scripts may match on.
+
+    The rule engine (`iceprobe.rules.evaluate`) fills in the last fields: its role, a key
+    unique within the report, the keys of the causes a consequence follows from, and the
+    group of identical findings it belongs to."""
 
     id: str
     severity: Severity
@@ -185,6 +183,17 @@ class Verdict:
     detail: str
     hint: str
     urls: tuple[str, ...] = ()
+    role: Role = Role.CAUSE
+    #: Unique within one report: the id, and the URL for a verdict about one server.
+    key: str = ""
+    #: For a consequence: the keys of the verdicts it follows from.
+    caused_by: tuple[str, ...] = ()
+    #: Verdicts with the same group say the same thing about different servers; shown as one.
+    group: str = ""
+    #: The title of the group when it has several members: "{n}" stands for their number.
+    group_title: str = ""
+    #: The severity was lowered to info by --ignore.
+    ignored: bool = False
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ never pays for aiortc.
 
 from __future__ import annotations
 
-import enum
 import importlib
 import signal
 import sys
@@ -20,17 +19,9 @@ from typing import NoReturn
 import click
 
 from .. import __version__
+from ..constants import ExitCode
 
 BUG_REPORT = "please report this bug with the output of --verbose"
-
-
-class ExitCode(enum.IntEnum):
-    OK = 0
-    FAIL = 1
-    USAGE = 2
-    INTERNAL = 3
-    INTERRUPTED = 130  # 128 + SIGINT
-    TERMINATED = 143  # 128 + SIGTERM
 
 
 class Terminated(BaseException):

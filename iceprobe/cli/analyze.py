@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ..constants import DEFAULT_SLOW_MS, Requirement
-from . import ExitCode, InternalError, cli
+from . import InternalError, cli
 from .options import output_options, require_option
 
 if TYPE_CHECKING:
@@ -106,4 +106,6 @@ def _analyze(inputs: list[Input], require: Requirement, slow_ms: float,
             if number:
                 console.rule()
             render_table(report, console)
-    return ExitCode.OK if all(r.ok for r in reports) else ExitCode.FAIL
+    from ..status import combined
+
+    return combined(r.outcome for r in reports).exit_code

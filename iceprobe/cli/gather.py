@@ -152,7 +152,7 @@ def _gather(specs: tuple[ServerSpec, ...], credentials: Credentials | None,
                         ephemeral=ephemeral, insecure=settings.insecure, matrix=settings.matrix,
                         relay_family=settings.relay_family, relays=relays)
     report = Report(gathered, tuple(evaluate(evidence, output.ignore)), settings.require,
-                    matrix=settings.matrix, relays=relays, interrupted=stopped_by is not None)
+                    matrix=settings.matrix, relays=relays, stopped_by=stopped_by)
     return finish(report, output, stopped_by)
 
 

@@ -10,7 +10,6 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import ExitCode
 from .options import enable_trace
 
 if TYPE_CHECKING:
@@ -93,6 +92,7 @@ def run(probe: Probe[T], status: str, verbose: bool) -> tuple[T, int | None]:
 
 
 def emit(report: Report, output: Output) -> int:
+    """Show the report; its exit code (iceprobe.status: the same outcome as its headline)."""
     from ..render import OutputFormat, render
 
     if output.redact is not None:
@@ -100,16 +100,15 @@ def emit(report: Report, output: Output) -> int:
 
         report = redact(report, hostnames=output.redact == "all")
     render(report, OutputFormat.JSON if output.as_json else OutputFormat.TABLE, sys.stdout)
-    return ExitCode.OK if report.ok else ExitCode.FAIL
+    return report.outcome.exit_code
 
 
 def finish(report: Report, output: Output, stopped_by: int | None) -> int:
-    """Show the report; the exit code of its verdicts, or 128 + the signal that stopped it."""
+    """Show the report and return its exit code; say on stderr when a signal stopped it."""
     code = emit(report, output)
-    if stopped_by is None:
-        return code
-    import click
+    if stopped_by is not None:
+        import click
 
-    click.echo(f"iceprobe: interrupted ({signal.Signals(stopped_by).name}): the results so far "
-               "are shown", err=True)
-    return 128 + stopped_by
+        click.echo(f"iceprobe: interrupted ({signal.Signals(stopped_by).name}): the results "
+                   "so far are shown", err=True)
+    return code

@@ -122,7 +122,7 @@ def _relay(specs: tuple[ServerSpec, ...], credentials: Credentials, options: Rel
                         ephemeral=ephemeral_expiry(credentials.username, time.time()),
                         relays=relays, relay_max_rtt_ms=max_rtt, relay_min_bps=min_bps)
     report = Report(gathered, tuple(evaluate(evidence, output.ignore)), Requirement.EACH,
-                    relays=relays, interrupted=stopped_by is not None)
+                    relays=relays, stopped_by=stopped_by)
     return finish(report, output, stopped_by)
 
 

@@ -1,4 +1,5 @@
-"""The JSON report (schema_version 1, documented in the README)."""
+"""The JSON report (schema_version 2, documented in docs/json.md and the JSON Schemas in
+iceprobe/schemas)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from .. import __version__
 from ..browser import chrome_view
 from ..matrix import Cell, cells
 from ..model import Candidate, ErrorEvent, ProbeResult, RelayCheck, Verdict
+from ..status import combined
 from .report import Report
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def report_document(report: Report) -> dict[str, Any]:
@@ -21,10 +23,11 @@ def report_document(report: Report) -> dict[str, Any]:
         "tool": {"name": "iceprobe", "version": __version__},
         "started_at": gathered.started_at,
         "duration_ms": gathered.duration_ms,
+        "status": report.outcome.status.value,
         "ok": report.ok,
         "interrupted": report.interrupted,
         "require": report.require.value,
-        "servers": [_server(r) for r in gathered.results],
+        "servers": [_server(r, report.status_of(r)) for r in gathered.results],
         "candidates": [_candidate(c) for c in gathered.candidates],
         "errors": [_error(e, report.predicts_browser) for e in gathered.errors],
         "verdicts": [_verdict(v) for v in report.verdicts],
@@ -64,6 +67,7 @@ def analysis_document(reports: list[Report]) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "iceprobe", "version": __version__},
+        "status": combined(r.outcome for r in reports).status.value,
         "ok": all(r.ok for r in reports),
         "sessions": sessions,
     }
@@ -106,7 +110,7 @@ def render_json(report: Report, file: TextIO) -> None:
     file.flush()
 
 
-def _server(result: ProbeResult) -> dict[str, Any]:
+def _server(result: ProbeResult, status: str) -> dict[str, Any]:
     spec = result.server
     return {
         "url": spec.url,
@@ -115,7 +119,7 @@ def _server(result: ProbeResult) -> dict[str, Any]:
         "port": spec.port,
         "transport": spec.transport.value,
         "addresses": list(result.addresses),
-        "status": result.status,
+        "status": status,
         "unfinished": result.unfinished,
         "implied_by": result.implied_by,
         "duration_ms": result.duration_ms,
@@ -170,4 +174,9 @@ def _verdict(verdict: Verdict) -> dict[str, Any]:
         "detail": verdict.detail,
         "hint": verdict.hint,
         "urls": list(verdict.urls),
+        "role": verdict.role.value,
+        "key": verdict.key,
+        "caused_by": list(verdict.caused_by),
+        "group": verdict.group,
+        "ignored": verdict.ignored,
     }

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..model import GatherReport, Recording, RelayCheck, Requirement, Source, Verdict
-from ..rules import passed
+from ..model import GatherReport, ProbeResult, Recording, RelayCheck, Requirement, Source, Verdict
+from ..status import Outcome, outcome, server_status
 
 
 @dataclass(frozen=True)
@@ -19,8 +19,29 @@ class Report:
     #: For `analyze`: where the report was read from, and what the recording adds.
     source: Source | None = None
     recording: Recording | None = None
-    #: The run was stopped by SIGINT or SIGTERM: what is shown is what came before.
-    interrupted: bool = False
+    #: The signal (SIGINT, SIGTERM) that stopped the run: what is shown is what came before.
+    stopped_by: int | None = None
+
+    @property
+    def interrupted(self) -> bool:
+        return self.stopped_by is not None
+
+    @property
+    def judged(self) -> bool:
+        """False for a recording that configured servers but recorded no event at all:
+        nothing about them can be judged."""
+        recording = self.recording
+        return recording is None or recording.events > 0 or not self.gather.results
+
+    @property
+    def outcome(self) -> Outcome:
+        """The headline, `ok` and the exit code, derived in one place (iceprobe.status)."""
+        return outcome(self.verdicts, self.stopped_by, self.judged)
+
+    def status_of(self, result: ProbeResult) -> str:
+        """A server's status (ok, failed, unconfirmed, interrupted, not-probed,
+        not-recorded), consistent with the verdicts."""
+        return server_status(result, self.verdicts, recorded=self.judged)
 
     @property
     def predicts_browser(self) -> bool:
@@ -31,4 +52,4 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return passed(self.verdicts)
+        return self.outcome.ok

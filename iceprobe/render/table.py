@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..browser import chrome_view
+from ..constants import Status
 from ..matrix import Cell, cells
 from ..model import (
     Candidate,
@@ -23,6 +24,12 @@ from ..model import (
 from ..rules.relay import describe_rate
 from .report import Report
 
+HEADLINE_STYLE = {
+    Status.PASS: "bold green",
+    Status.FAIL: "bold red",
+    Status.INCONCLUSIVE: "bold yellow",
+    Status.INTERRUPTED: "bold yellow",
+}
 SEVERITY_STYLE = {
     Severity.OK: "bold green",
     Severity.INFO: "cyan",
@@ -38,7 +45,7 @@ def render_table(report: Report, console: Console) -> None:
     if report.matrix:
         console.print(_matrix_table(gathered.results))
     elif gathered.results:
-        console.print(_servers_table(gathered.results))
+        console.print(_servers_table(report))
     console.print(_candidates_table(gathered.candidates))
     if gathered.errors:
         console.print(_errors_table(gathered.errors, browser=report.predicts_browser))
@@ -97,16 +104,16 @@ def _endpoint(address: str | None, port: int | None) -> str:
 
 
 _STATUS_STYLE = {"ok": "green", "failed": "bold red", "interrupted": "bold yellow",
-                 "not-probed": "bold red"}
+                 "not-probed": "bold red", "unconfirmed": "yellow", "not-recorded": "dim"}
 
 
-def _servers_table(results: tuple[ProbeResult, ...]) -> Table:
+def _servers_table(report: Report) -> Table:
     table = _table("Servers")
     for name, justify in (("URL", "left"), ("transport", "left"), ("status", "left"),
                           ("candidates", "right"), ("errors", "right"), ("time", "right")):
         table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
-    for result in results:
-        state = result.status
+    for result in report.gather.results:
+        state = report.status_of(result)
         shown = Text(state.replace("-", " "), style=_STATUS_STYLE[state])
         url = Text(result.server.url)
         if result.implied_by:
@@ -237,14 +244,10 @@ def summary_line(report: Report) -> Text:
     kinds = ", ".join(f"{counts[k]} {k}" for k in ("host", "srflx", "relay") if counts[k])
     working = sum(1 for r in gathered.results if r.ok)
     fails = sum(1 for v in report.verdicts if v.severity is Severity.FAIL)
-    text = Text()
-    if report.interrupted:
-        text.append("INTERRUPTED", style="bold yellow")
-        text.append(" (results so far) ")
-    if report.ok:
-        text.append("PASS", style="bold green")
-    else:
-        text.append("FAIL", style="bold red")
+    status = report.outcome.status
+    text = Text(status.value.upper(), style=HEADLINE_STYLE[status])
+    if status is Status.INTERRUPTED:
+        text.append(" (results so far)")
     parts = [f"{len(gathered.candidates)} candidates ({kinds or 'none'})",
              f"{working}/{len(gathered.results)} servers ok",
              f"{len(gathered.errors)} error events"]

@@ -7,10 +7,11 @@ as well as gathered ones. Each rule returns zero or more `Verdict`s with a stabl
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 
 from ..constants import DEFAULT_RELAY_MAX_RTT_MS, DEFAULT_RELAY_MIN_BPS, DEFAULT_SLOW_MS
 from ..model import Severity, Verdict
+from .arrange import VerdictGroup, arrange, group_verdicts, role_of
 from .evidence import Evidence, Rule
 from .gathering import (
     all_candidates_gathered,
@@ -93,31 +94,26 @@ VERDICT_IDS: tuple[str, ...] = (
     "candidate-errors-unknown",
 )
 
-_ORDER = {Severity.FAIL: 0, Severity.WARN: 1, Severity.INFO: 2, Severity.OK: 3}
-
-
 def evaluate(evidence: Evidence, ignore: Collection[str] = ()) -> list[Verdict]:
-    """Every verdict the rules reach, most important first. Verdicts whose id is in `ignore`
-    are kept but lowered to `info`, for CI users who accept a known condition."""
+    """Every verdict the rules reach, in the order a reader needs: the causes first (worst
+    first), then their consequences, each linked to its causes, then the findings
+    (iceprobe.rules.arrange). Verdicts whose id is in `ignore` are kept but lowered to
+    `info`, for CI users who accept a known condition; they keep their role."""
     rules = RULES
     if evidence.recording is not None and not evidence.recording.events:
         rules = (dump_incomplete,)  # nothing was recorded: nothing else can be judged
-    verdicts = [v for rule in rules for v in rule(evidence)]
+    verdicts = [dataclasses.replace(v, role=role_of(v)) for rule in rules for v in rule(evidence)]
     verdicts = [_ignored(v) if v.id in ignore and v.severity in (Severity.WARN, Severity.FAIL)
                 else v for v in verdicts]
-    return sorted(verdicts, key=lambda v: _ORDER[v.severity])
+    return arrange(verdicts)
 
 
 def _ignored(verdict: Verdict) -> Verdict:
     return dataclasses.replace(
-        verdict, severity=Severity.INFO,
+        verdict, severity=Severity.INFO, ignored=True,
         detail=f"{verdict.detail} (ignored with --ignore {verdict.id}: was "
                f"{verdict.severity.value})")
 
 
-def passed(verdicts: Sequence[Verdict]) -> bool:
-    return not any(v.severity is Severity.FAIL for v in verdicts)
-
-
 __all__ = ["DEFAULT_RELAY_MAX_RTT_MS", "DEFAULT_RELAY_MIN_BPS", "DEFAULT_SLOW_MS", "RULES",
-           "VERDICT_IDS", "Evidence", "Rule", "evaluate", "passed"]
+           "VERDICT_IDS", "Evidence", "Rule", "VerdictGroup", "evaluate", "group_verdicts"]

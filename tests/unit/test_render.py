@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -228,7 +229,8 @@ def test_table_shows_ipv6_urls_starting_with_a_digit() -> None:
 
 # --- JSON -----------------------------------------------------------------------------------
 
-TOP_LEVEL_KEYS = {"schema_version", "tool", "started_at", "duration_ms", "ok", "interrupted",
+TOP_LEVEL_KEYS = {"schema_version", "tool", "started_at", "duration_ms", "status", "ok",
+                  "interrupted",
                   "require",
                   "servers", "candidates", "errors", "verdicts"}
 SERVER_KEYS = {"url", "scheme", "host", "port", "transport", "addresses", "status",
@@ -237,13 +239,14 @@ CANDIDATE_KEYS = {"type", "protocol", "address", "port", "related_address", "rel
                   "url", "relay_protocol", "foundation", "priority", "elapsed_ms"}
 ERROR_KEYS = {"url", "address", "port", "server_address", "server_port", "error_code",
               "error_text", "cause", "problem", "elapsed_ms", "browser"}
-VERDICT_KEYS = {"id", "severity", "title", "detail", "hint", "urls"}
+VERDICT_KEYS = {"id", "severity", "title", "detail", "hint", "urls", "role", "key",
+                "caused_by", "group", "ignored"}
 
 
 def test_json_top_level_keys_are_exactly_the_schema() -> None:
     document = json_document(failing_report())
     assert set(document) == TOP_LEVEL_KEYS
-    assert document["schema_version"] == 1
+    assert document["schema_version"] == 2
     assert document["tool"] == {"name": "iceprobe", "version": __version__}
     assert document["started_at"] == "2024-05-01T12:00:00+00:00"
     assert document["duration_ms"] == 5012.0
@@ -374,17 +377,19 @@ def interrupted_report(unfinished: str = "interrupted") -> Report:
     verdicts = evaluate(Evidence(gathered.host_candidates, gathered.results, Requirement.EACH,
                                  turn_credentials=True))
     return Report(gathered, tuple(verdicts), Requirement.EACH,
-                  interrupted=unfinished == "interrupted")
+                  stopped_by=signal.SIGINT if unfinished == "interrupted" else None)
 
 
 def test_an_interrupted_run_is_marked_in_the_table_and_the_json() -> None:
     report = interrupted_report()
     text = table_text(report)
-    assert "\nINTERRUPTED (results so far) FAIL " in text  # the summary line
+    assert "\nINTERRUPTED (results so far) " in text  # the summary line
+    assert "PASS" not in text and "FAIL " not in text.split("\nINTERRUPTED")[1]
     turn_row = next(line for line in text.splitlines() if TURN_URL in line)
     assert "interrupted" in turn_row
     document = json_document(report)
     assert document["interrupted"] is True
+    assert (document["status"], document["ok"]) == ("interrupted", False)
     assert [(s["status"], s["unfinished"]) for s in document["servers"]] == [
         ("ok", None), ("interrupted", "interrupted")]
 

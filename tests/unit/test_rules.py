@@ -19,7 +19,9 @@ from iceprobe.model import (
     Transport,
     Verdict,
 )
-from iceprobe.rules import Evidence, evaluate, gathering, passed
+from iceprobe.rules import Evidence, evaluate, gathering
+from iceprobe.model import Role
+from iceprobe.status import outcome
 
 LOCAL_V4 = "192.168.1.10"
 LOCAL_V6 = "2001:db8::10"
@@ -126,7 +128,7 @@ def test_every_server_yielding_its_candidate_gives_only_all_candidates_gathered_
     verdict = verdicts[0]
     assert verdict.urls == (STUN_A, TURN_A)
     assert "relay, srflx" in verdict.detail
-    assert passed(verdicts)
+    assert outcome(verdicts).ok
 
 
 def test_stun_only_run_that_works_lists_srflx_only() -> None:
@@ -134,7 +136,7 @@ def test_stun_only_run_that_works_lists_srflx_only() -> None:
     verdict = one(verdicts, "all-candidates-gathered")
     assert verdict.urls == (STUN_A,)
     assert "(srflx)" in verdict.detail
-    assert passed(verdicts)
+    assert outcome(verdicts).ok
 
 
 # --- nothing but host candidates ------------------------------------------------------------
@@ -145,7 +147,7 @@ def test_every_server_failing_gives_only_host_candidates_fail_naming_all_urls() 
     assert verdict.severity is Severity.FAIL
     assert verdict.urls == (STUN_A, STUN_B)
     assert not by_id(verdicts, "all-candidates-gathered")
-    assert not passed(verdicts)
+    assert not outcome(verdicts).ok
 
 
 def test_one_working_server_means_no_only_host_candidates_verdict() -> None:
@@ -161,7 +163,7 @@ def test_turn_configured_without_relay_gives_no_relay_candidates_fail_naming_tur
     assert verdict.severity is Severity.FAIL
     assert verdict.urls == (TURN_A,)  # the TURN server only, not the working STUN one
     assert not by_id(verdicts, "only-host-candidates")  # the srflx came through
-    assert not passed(verdicts)
+    assert not outcome(verdicts).ok
 
 
 def test_no_relay_candidates_names_every_turn_server() -> None:
@@ -206,7 +208,7 @@ def test_unreachable_server_fails_under_require_each_with_a_hint_for_the_cause(
     assert f"701 {cause.value}" in verdict.title
     assert verdict.hint == gathering._UNREACHABLE_HINTS[cause]
     assert "No srflx candidate" in verdict.detail
-    assert not passed(verdicts)
+    assert not outcome(verdicts).ok
 
 
 def test_unreachable_turn_server_says_no_relay_candidate() -> None:
@@ -242,7 +244,7 @@ def test_harmless_701_from_ipv6_with_srflx_from_ipv4_is_info_and_says_harmless()
     assert LOCAL_V4 in verdict.detail  # where the srflx came from
     assert "AAAA" in verdict.detail
     assert one(verdicts, "all-candidates-gathered").severity is Severity.OK
-    assert passed(verdicts)
+    assert outcome(verdicts).ok
     assert not [v for v in verdicts if v.severity in (Severity.FAIL, Severity.WARN)]
 
 
@@ -264,7 +266,7 @@ def test_two_stun_servers_one_dead_under_each_fails_naming_the_dead_url() -> Non
     assert fails[0].urls == (STUN_B,)
     assert STUN_B in fails[0].title
     assert STUN_A not in fails[0].title
-    assert not passed(verdicts)
+    assert not outcome(verdicts).ok
 
 
 def test_two_stun_servers_one_dead_under_any_warns_for_the_dead_one_and_passes() -> None:
@@ -272,7 +274,7 @@ def test_two_stun_servers_one_dead_under_any_warns_for_the_dead_one_and_passes()
                                  require=Requirement.ANY))
     assert ids(verdicts) == [("server-unreachable", Severity.WARN)]
     assert verdicts[0].urls == (STUN_B,)
-    assert passed(verdicts)
+    assert outcome(verdicts).ok
 
 
 def test_all_stun_servers_dead_under_any_fails() -> None:
@@ -282,7 +284,7 @@ def test_all_stun_servers_dead_under_any_fails() -> None:
     assert [v.severity for v in unreachable_verdicts] == [Severity.FAIL, Severity.FAIL]
     assert [v.urls for v in unreachable_verdicts] == [(STUN_A,), (STUN_B,)]
     assert one(verdicts, "only-host-candidates").severity is Severity.FAIL
-    assert not passed(verdicts)
+    assert not outcome(verdicts).ok
 
 
 def test_working_stun_does_not_excuse_a_dead_turn_under_any() -> None:
@@ -291,7 +293,7 @@ def test_working_stun_does_not_excuse_a_dead_turn_under_any() -> None:
     verdict = one(verdicts, "server-unreachable")
     assert verdict.severity is Severity.FAIL
     assert verdict.urls == (TURN_A,)
-    assert not passed(verdicts)
+    assert not outcome(verdicts).ok
 
 
 def test_one_turn_server_dead_under_any_warns_when_another_turn_works() -> None:
@@ -299,7 +301,7 @@ def test_one_turn_server_dead_under_any_warns_when_another_turn_works() -> None:
                                  require=Requirement.ANY))
     assert ids(verdicts) == [("server-unreachable", Severity.WARN)]
     assert verdicts[0].urls == (TURN_B,)
-    assert passed(verdicts)
+    assert outcome(verdicts).ok
 
 
 def test_silent_server_under_any_warns_when_a_peer_works() -> None:
@@ -327,7 +329,7 @@ def test_wrong_password_gives_turn_credentials_rejected_fail_and_no_relay() -> N
     assert no_relay.urls == (TURN_A,)
     assert not by_id(verdicts, "server-unreachable")  # a 401 is an answer, not a 701
     assert not by_id(verdicts, "server-error")  # the code is known: a specific verdict
-    assert not passed(verdicts)
+    assert not outcome(verdicts).ok
 
 
 @pytest.mark.parametrize(("code", "text", "verdict_id", "words"), [
@@ -387,7 +389,7 @@ def test_recovered_stale_nonce_is_info_and_does_not_blame_authentication() -> No
     assert verdict.severity is Severity.INFO
     assert "authentication did not fail" in verdict.detail
     assert not by_id(verdicts, "turn-credentials-rejected")
-    assert passed(verdicts)
+    assert outcome(verdicts).ok
 
 
 def test_followed_redirect_is_info() -> None:
@@ -405,7 +407,7 @@ def test_error_response_from_a_server_that_still_worked_is_only_a_warning() -> N
     assert verdict.severity is Severity.WARN
     assert verdict.urls == (TURN_A,)
     assert not by_id(verdicts, "no-relay-candidates")
-    assert passed(verdicts)
+    assert outcome(verdicts).ok
 
 
 def test_server_error_under_any_warns_when_another_server_of_its_kind_works() -> None:
@@ -415,7 +417,7 @@ def test_server_error_under_any_warns_when_another_server_of_its_kind_works() ->
     verdict = one(verdicts, "turn-credentials-rejected")
     assert verdict.severity is Severity.WARN
     assert verdict.urls == (TURN_B,)
-    assert passed(verdicts)
+    assert outcome(verdicts).ok
 
 
 # --- no servers, no host candidates ---------------------------------------------------------
@@ -424,14 +426,14 @@ def test_no_results_gives_no_servers_info_only() -> None:
     verdicts = evaluate(evidence())
     assert ids(verdicts) == [("no-servers", Severity.INFO)]
     assert verdicts[0].urls == ()
-    assert passed(verdicts)
+    assert outcome(verdicts).ok
 
 
 def test_no_results_and_no_host_candidates_warns_and_informs() -> None:
     verdicts = evaluate(evidence(hosts=()))
     assert ids(verdicts) == [("no-host-candidates", Severity.WARN),
                              ("no-servers", Severity.INFO)]
-    assert passed(verdicts)
+    assert outcome(verdicts).ok
 
 
 def test_no_host_candidates_warns_even_when_servers_work() -> None:
@@ -439,7 +441,7 @@ def test_no_host_candidates_warns_even_when_servers_work() -> None:
     assert ids(verdicts) == [("no-host-candidates", Severity.WARN),
                              ("all-candidates-gathered", Severity.OK)]
     assert verdicts[0].urls == ()
-    assert passed(verdicts)
+    assert outcome(verdicts).ok
 
 
 def test_host_candidates_present_gives_no_no_host_candidates_verdict() -> None:
@@ -463,7 +465,7 @@ def _verdict(severity: Severity, verdict_id: str = "x") -> Verdict:
 ])
 def test_passed_is_false_exactly_when_a_verdict_fails(severities: list[Severity]) -> None:
     verdicts = [_verdict(s) for s in severities]
-    assert passed(verdicts) is (Severity.FAIL not in severities)
+    assert outcome(verdicts).ok is (Severity.FAIL not in severities)
 
 
 def test_evaluate_orders_fail_warn_info_ok_keeping_rule_order_within_a_severity(
@@ -486,7 +488,7 @@ def test_evaluate_orders_fail_warn_info_ok_keeping_rule_order_within_a_severity(
                                         "info-1", "info-2", "ok-1", "ok-2"]
 
 
-def test_real_mixed_run_is_ordered_fail_warn_info() -> None:
+def test_real_mixed_run_puts_causes_first_then_consequences_then_findings() -> None:
     harmless = unreachable(STUN_A, Cause.UNREACHABLE, address=LOCAL_V6)
     verdicts = evaluate(evidence(
         result(stun(STUN_A), srflx(STUN_A), errors=(harmless,)),  # info
@@ -494,9 +496,14 @@ def test_real_mixed_run_is_ordered_fail_warn_info() -> None:
         turn_dead(TURN_A),  # fail: no TURN works
         require=Requirement.ANY,
     ))
+    roles = [v.role for v in verdicts]
+    assert roles == sorted(roles, key=[Role.CAUSE, Role.CONSEQUENCE, Role.FINDING].index)
     order = {Severity.FAIL: 0, Severity.WARN: 1, Severity.INFO: 2, Severity.OK: 3}
-    ranks = [order[v.severity] for v in verdicts]
-    assert ranks == sorted(ranks)
+    causes = [order[v.severity] for v in verdicts if v.role is Role.CAUSE]
+    assert causes == sorted(causes)
+    no_relay = next(v for v in verdicts if v.id == "no-relay-candidates")
+    assert no_relay.role is Role.CONSEQUENCE
+    assert no_relay.caused_by == ("server-unreachable@" + TURN_A,)
     assert {v.severity for v in verdicts} == {Severity.FAIL, Severity.WARN, Severity.INFO}
     by_url = {(v.id, v.urls): v.severity for v in verdicts}
     assert by_url[("server-unreachable", (STUN_A,))] is Severity.INFO

@@ -11,7 +11,8 @@ from iceprobe.model import (
     Severity,
     Verdict,
 )
-from iceprobe.rules import Evidence, evaluate, passed
+from iceprobe.rules import Evidence, evaluate
+from iceprobe.status import outcome
 from iceprobe.urls import parse_server_url
 
 # Addresses here are data only; 45.10.20.30 stands for any global server address.
@@ -106,9 +107,9 @@ def test_ignore_lowers_a_failing_verdict_to_info_and_keeps_it() -> None:
     url = "stun:stun.example.com"
     evidence = Evidence((HOST,), (result(url, errors=(timeout(url),)),))
     before = evaluate(evidence)
-    assert not passed(before)
+    assert not outcome(before).ok
     after = evaluate(evidence, ignore={"server-unreachable", "only-host-candidates"})
-    assert passed(after)
+    assert outcome(after).ok
     ignored = {v.id: v for v in after}
     assert ignored["server-unreachable"].severity is Severity.INFO
     assert "--ignore server-unreachable" in ignored["server-unreachable"].detail

@@ -13,6 +13,7 @@ from iceprobe.model import (
     ErrorEvent,
     ProbeResult,
     Requirement,
+    Role,
     Scheme,
     ServerSpec,
     Severity,
@@ -20,7 +21,6 @@ from iceprobe.model import (
     Verdict,
 )
 from iceprobe.rules import Evidence, evaluate, gathering
-from iceprobe.model import Role
 from iceprobe.status import outcome
 
 LOCAL_V4 = "192.168.1.10"

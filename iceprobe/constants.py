@@ -12,6 +12,9 @@ import enum
 
 #: Probes in flight at once (each holds one socket), unless --concurrency says otherwise.
 DEFAULT_CONCURRENCY = 500
+#: How an unfinished probe says that it waited for a slot in vain (the rules then suggest
+#: --concurrency, not only --timeout).
+SLOTS_BUSY = "probe slots (--concurrency) stayed busy"
 
 
 class Scheme(str, enum.Enum):

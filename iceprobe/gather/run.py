@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from ..constants import SLOTS_BUSY
 from ..model import (
     DEFAULT_CONCURRENCY,
     Candidate,
@@ -108,6 +109,8 @@ class _Run:
     found: dict[int, tuple[list[Candidate], list[ErrorEvent]]] = field(default_factory=dict)
     addresses: dict[int, list[str]] = field(default_factory=dict)
     starved: dict[int, int] = field(default_factory=dict)
+    #: Of those, how many found every slot taken (the rest found the budget spent).
+    busy: dict[int, int] = field(default_factory=dict)
 
     def elapsed_ms(self) -> float:
         return round((time.monotonic() - self.started) * 1000, 1)
@@ -277,10 +280,14 @@ async def _probe_server(run: _Run, index: int, spec: ServerSpec) -> ProbeResult:
     result = _result(spec, start, candidates, errors, addresses)
     starved = run.starved.get(index, 0)
     if starved and not result.ok:
+        busy = run.busy.get(index, 0)
+        why = (f"all {run.options.concurrency} {SLOTS_BUSY} until the "
+               f"{run.options.timeout:g} s budget ran out" if busy else
+               f"the {run.options.timeout:g} s budget (--timeout) ran out before the probe "
+               "could start")
         result = dataclasses.replace(result, unfinished=(
             f"not probed from {starved} of {len(pairs) * len(relay_families)} local "
-            f"address(es): all {run.options.concurrency} probe slots (--concurrency) stayed "
-            f"busy until the {run.options.timeout:g} s budget ran out"))
+            f"address(es): {why}"))
     return result
 
 
@@ -291,6 +298,8 @@ async def _slotted(run: _Run, index: int, spec: ServerSpec, local_ip: str, serve
         await asyncio.wait_for(run.slots.acquire(), remaining(run.deadline))
     except asyncio.TimeoutError:
         run.starved[index] = run.starved.get(index, 0) + 1
+        if run.slots.locked():  # every slot taken: --concurrency, not only the budget
+            run.busy[index] = run.busy.get(index, 0) + 1
         return [], []
     if remaining(run.deadline) <= 0:  # a slot freed at the deadline itself is no slot
         run.slots.release()

@@ -42,7 +42,7 @@ from .recording import (
 )
 from .relay import relay_data_path, relay_lossy, relay_permission_denied, relay_slow
 from .responses import server_responses
-from .tls import tls_certificates, tls_verification_disabled
+from .tls import stuns_ignored, tls_certificates, tls_verification_disabled
 
 RULES: tuple[Rule, ...] = (
     dump_incomplete,
@@ -58,6 +58,7 @@ RULES: tuple[Rule, ...] = (
     server_responses,
     tls_certificates,
     tls_verification_disabled,
+    stuns_ignored,
     server_without_candidate,
     unfinished_probes,
     relay_address_private,
@@ -91,7 +92,7 @@ VERDICT_IDS: tuple[str, ...] = (
     "relay-family-ignored", "relay-data-path-ok", "relay-data-path-broken",
     "relay-permission-denied", "relay-slow", "relay-lossy", "slow-turn",
     "mdns-host-candidates", "ice-failed", "ice-policy-mismatch", "dump-incomplete",
-    "candidate-errors-unknown",
+    "candidate-errors-unknown", "stuns-ignored-by-browsers",
 )
 
 def evaluate(evidence: Evidence, ignore: Collection[str] = ()) -> list[Verdict]:

@@ -17,8 +17,10 @@ from ..model import Role, Severity, Verdict
 #: Verdicts that follow from others: what the causes mean for calls.
 CONSEQUENCES = frozenset({
     "only-host-candidates", "no-relay-candidates", "ice-failed", "ice-policy-mismatch",
+    "transport-matrix",
 })
-#: The answer the user asked for leads the report (--matrix: which ways out work).
+#: The answer the user asked for leads the report when it is good news (--matrix: which
+#: ways out work); bad news follows its causes like any consequence.
 _LEADS = frozenset({"transport-matrix"})
 
 _SEVERITY_RANK = {Severity.FAIL: 0, Severity.WARN: 1, Severity.INFO: 2, Severity.OK: 3}
@@ -26,13 +28,11 @@ _ROLE_RANK = {Role.CAUSE: 0, Role.CONSEQUENCE: 1, Role.FINDING: 2}
 
 
 def role_of(verdict: Verdict) -> Role:
-    """A consequence by its id; otherwise a cause when something is wrong (warn or fail),
-    a finding when not (ok, info)."""
-    if verdict.id in CONSEQUENCES:
-        return Role.CONSEQUENCE
-    if verdict.severity in (Severity.WARN, Severity.FAIL):
-        return Role.CAUSE
-    return Role.FINDING
+    """A finding when nothing is wrong (ok, info); otherwise a consequence by its id, or a
+    cause."""
+    if verdict.severity not in (Severity.WARN, Severity.FAIL):
+        return Role.FINDING
+    return Role.CONSEQUENCE if verdict.id in CONSEQUENCES else Role.CAUSE
 
 
 def actionable(verdict: Verdict) -> bool:
@@ -51,7 +51,7 @@ def arrange(verdicts: Sequence[Verdict]) -> list[Verdict]:
 
 
 def _order(verdict: Verdict) -> tuple[int, int, int, int]:
-    return (0 if verdict.id in _LEADS else 1,
+    return (0 if verdict.id in _LEADS and verdict.severity is Severity.OK else 1,
             0 if actionable(verdict) else 1,
             _ROLE_RANK[verdict.role],
             _SEVERITY_RANK[verdict.severity])

@@ -3,25 +3,27 @@ unreachable, and whether anything beyond host candidates came back."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from ..codes import for_cause
+from ..constants import SLOTS_BUSY
 from ..model import (
     Candidate,
     CandidateType,
     Cause,
     ErrorEvent,
+    ServerSpec,
     Severity,
+    Transport,
     Verdict,
 )
 from .evidence import Evidence, failure_severity, local_addresses
 from .tls import TLS_VERDICTS
 
-#: What to do about each 701 cause: the remedies of the code table (iceprobe.codes), so the
-#: verdicts and `iceprobe explain` never disagree.
-_UNREACHABLE_HINTS: dict[Cause, str] = {cause: for_cause(cause).remedy for cause in Cause
-                      if cause not in (Cause.RESPONSE, Cause.MALFORMED, Cause.INTERNAL)}
-
+#: IPv4 and IPv6 addresses (with an optional port) inside an error text.
+_ADDRESSES = re.compile(r"\[?(?:[0-9a-fA-F]{0,4}:){2,7}[0-9a-fA-F]{0,4}\]?(?::\d+)?"
+                        r"|\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?")
 
 
 def no_servers(evidence: Evidence) -> list[Verdict]:
@@ -66,34 +68,88 @@ def only_host_candidates(evidence: Evidence) -> list[Verdict]:
         return []
     if not evidence.host_candidates and recording is not None:
         return []  # nothing at all was recorded: no-host-candidates or dump-incomplete say so
+    at_risk = ("Calls with peers on other networks are at risk: they can still connect "
+               "through the remote peer's own relay (TURN) candidate, or a peer-reflexive "
+               "one found during the checks, but not through anything of this side's.")
     detail = ("Servers were configured, but no server-reflexive or relay candidate was "
-              "gathered: a peer outside this network could not reach this one.")
+              f"gathered. {at_risk}")
     if unknown_servers:
         detail = ("The recording has no server-reflexive or relay candidate (it does not say "
-                  "which servers were configured): a peer outside this network could not "
-                  "reach this one.")
+                  f"which servers were configured). {at_risk}")
+    explained = any(r.errors or r.unfinished for r in evidence.results)
+    if explained:
+        hint = "Fix the causes above: no server gave a candidate."
+    elif evidence.results:
+        hint = ("No error event says why: probe the servers with `iceprobe gather` from the "
+                "same network.")
+    else:
+        hint = "Configure STUN and TURN servers, and check that UDP to them is allowed."
     return [Verdict(
         id="only-host-candidates", severity=Severity.FAIL, title="Only host candidates",
-        detail=detail,
-        hint="See the error events: every server failed." if evidence.results else
-             "Configure STUN and TURN servers, and check that UDP to them is allowed.",
-        urls=tuple(r.server.url for r in evidence.results))]
+        detail=detail, hint=hint, urls=tuple(r.server.url for r in evidence.results))]
 
 
 def no_relay_candidates(evidence: Evidence) -> list[Verdict]:
     turn = [r for r in evidence.results if r.server.is_turn]
     if not turn or any(c.type is CandidateType.RELAY for c in evidence.gathered):
         return []
+    explained = any(r.errors or r.unfinished for r in turn)
     return [Verdict(
         id="no-relay-candidates", severity=Severity.FAIL, title="No relay candidates",
-        detail="TURN was configured, but no relay candidate was gathered: peers behind "
-               "restrictive NATs or firewalls will not connect.",
-        hint="See the error events of the TURN servers.",
+        detail="TURN was configured, but no relay candidate was gathered. Calls with peers "
+               "behind restrictive NATs or firewalls are at risk: they connect only if the "
+               "remote peer has a relay of its own, or a direct path opens.",
+        hint="Fix the TURN servers' causes above." if explained else
+             "No error event says why the TURN servers gave nothing: probe them with "
+             "`iceprobe gather --turn URL` from the same network.",
         urls=tuple(r.server.url for r in turn))]
 
 
 def _only_ipv6(events: Sequence[ErrorEvent]) -> bool:
     return all(e.address is not None and ":" in e.address for e in events)
+
+
+def unreachable_hint(cause: Cause, spec: ServerSpec, plain_works: bool = False) -> str:
+    """What to do about a 701 of this cause on this server: the code table's remedy, made
+    specific to the transport and port that were tried (never advising what just failed).
+    `plain_works`: plain TURN over TCP on the same host and port worked in this run."""
+    port, transport = spec.port, spec.transport
+    if cause is Cause.TLS:
+        if plain_works:
+            return (f"Port {port} speaks plain TURN over TCP, not TLS (the TCP probe of the "
+                    "same port worked): use turn:…?transport=tcp there, or point turns: at "
+                    "the server's TLS port.")
+        return ("The TLS handshake did not complete (no certificate was judged): check that "
+                f"port {port} speaks TLS at all (a plain TURN port does not) and the "
+                "server's TLS settings (protocol versions, ciphers).")
+    wire = "UDP" if transport is Transport.UDP else "TCP"
+    if cause is Cause.TIMEOUT:
+        if transport is Transport.UDP:
+            return (f"Check that the server runs and that UDP {port} to it is open (firewall, "
+                    "security group); where UDP is blocked, offer TURN over TCP or TLS on "
+                    "port 443.")
+        other = ("" if port == 443 else
+                 " Where only web traffic gets out, offer TURN over TLS on port 443.")
+        return (f"Check that the server listens on TCP {port} and that no firewall drops "
+                f"the connection (an unanswered TCP connection is a silent drop).{other}")
+    if cause is Cause.REFUSED:
+        return (f"Nothing accepts TCP connections on port {port} there: check the server's "
+                f"{transport.value.upper()} listening port, or use the port it listens on.")
+    if cause is Cause.UNREACHABLE:
+        return (f"An ICMP error came back for {wire} {port}: check that the server runs and "
+                "listens on that port, and firewalls that reject traffic.")
+    return for_cause(cause).remedy
+
+
+def _partial_note(events: Sequence[ErrorEvent], good: Sequence[str]) -> str:
+    """Why one address family failed while the other worked, from the causes seen."""
+    if not _only_ipv6(events) or any(":" in a for a in good):
+        return ""
+    if all(e.cause is Cause.DNS for e in events):
+        return (" The IPv6 lookup failed: the name has no IPv6 (AAAA) address, so only IPv4 "
+                "is tried.")
+    return (" The IPv6 attempt failed while IPv4 worked: this network or the server has no "
+            "working IPv6 path.")
 
 
 def server_unreachable(evidence: Evidence) -> list[Verdict]:
@@ -106,28 +162,49 @@ def server_unreachable(evidence: Evidence) -> list[Verdict]:
             continue
         url = result.server.url
         causes = list(dict.fromkeys(e.cause for e in events))
-        texts = "; ".join(dict.fromkeys(e.error_text for e in events))
-        hint = " ".join(_UNREACHABLE_HINTS.get(c, "") for c in causes).strip()
+        named = ", ".join(c.value for c in causes)
+        texts = "; ".join(dict.fromkeys(_generic(e.error_text) for e in events))
+        plain = _plain_tcp_works(evidence, result.server)
+        hint = " ".join(dict.fromkeys(unreachable_hint(c, result.server, plain)
+                                      for c in causes))
         wanted = result.server.expected_candidate.value
         if result.ok:
             good = sorted({c.related_address or c.address for c in result.candidates
                            if c.type is result.server.expected_candidate})
+            ipv6 = _only_ipv6(events)
             verdicts.append(Verdict(
                 id="server-unreachable", severity=Severity.INFO,
                 title=f"Harmless 701 from {url}",
-                detail=(f"701 ({', '.join(c.value for c in causes)}) from "
-                        f"{local_addresses(events)}: {texts}. This is harmless: the server still "
-                        f"gave its {wanted} candidate from {', '.join(good)}."
-                        + (" Typical of a name with an AAAA record reached only over IPv4."
-                           if _only_ipv6(events) and not any(":" in a for a in good) else "")),
-                hint="Nothing to fix unless you expect the other address family to work.",
+                detail=(f"701 ({named}) from {local_addresses(events)}: {texts}. This is "
+                        f"harmless: the server still gave its {wanted} candidate from "
+                        f"{', '.join(good)}." + _partial_note(events, good)),
+                hint=("Nothing to fix unless IPv6 should work." if ipv6 else
+                      "Nothing to fix unless every address of the server should work."),
                 urls=(url,)))
             continue
+        severity = failure_severity(evidence, result)
+        if evidence.matrix and severity is Severity.WARN:
+            severity = Severity.INFO  # a blocked cell of the grid, while another way out works
         verdicts.append(Verdict(
-            id="server-unreachable", severity=failure_severity(evidence, result),
-            title=f"{url} unreachable (701 {', '.join(c.value for c in causes)})",
-            detail=f"No {wanted} candidate: {texts}.", hint=hint, urls=(url,)))
+            id="server-unreachable", severity=severity,
+            title=f"{url} unreachable (701 {named})",
+            detail=f"Could not be used: {texts}.", hint=hint, urls=(url,),
+            group_title=f"{{n}} servers unreachable (701 {named})"))
     return verdicts
+
+
+def _plain_tcp_works(evidence: Evidence, spec: ServerSpec) -> bool:
+    """For a turns: server: plain TURN over TCP to the same host and port worked."""
+    if spec.transport is not Transport.TLS:
+        return False
+    return any(r.ok and r.server.transport is Transport.TCP and r.server.host == spec.host
+               and r.server.port == spec.port for r in evidence.results)
+
+
+def _generic(text: str) -> str:
+    """An error text without the addresses in it, so that the same failure at different
+    servers reads the same (the error events keep the addresses)."""
+    return _ADDRESSES.sub("…", text)
 
 
 def server_without_candidate(evidence: Evidence) -> list[Verdict]:
@@ -157,10 +234,12 @@ def server_without_candidate(evidence: Evidence) -> list[Verdict]:
             if others:
                 verdicts.append(_srflx_elsewhere(r.server.url, others))
                 continue
+        wanted = r.server.expected_candidate.value
         verdicts.append(Verdict(
             id="server-no-candidate", severity=failure_severity(evidence, r),
-            title=f"{r.server.url} gave no {r.server.expected_candidate.value} candidate",
-            detail=detail, hint=hint, urls=(r.server.url,)))
+            title=f"{r.server.url} gave no {wanted} candidate",
+            detail=detail, hint=hint, urls=(r.server.url,),
+            group_title=f"{{n}} servers gave no {wanted} candidate"))
     return verdicts
 
 
@@ -206,12 +285,14 @@ def unfinished_probes(evidence: Evidence) -> list[Verdict]:
                 detail="The run was stopped (Ctrl-C or SIGTERM) before this server's probe "
                        "finished; what it had found until then is shown.",
                 hint="Run again and let it finish: it ends by itself within --timeout.",
-                urls=(r.server.url,)))
+                urls=(r.server.url,), group_title="{n} probes interrupted"))
         else:
+            busy = SLOTS_BUSY in r.unfinished
             verdicts.append(Verdict(
                 id="not-probed", severity=Severity.FAIL,
                 title=f"{r.server.url} was not probed in time",
                 detail=f"{r.unfinished[:1].upper()}{r.unfinished[1:]}.",
-                hint="Raise --concurrency (each probe holds one socket) or --timeout.",
-                urls=(r.server.url,)))
+                hint="Raise --concurrency (each probe holds one socket) or --timeout." if busy
+                     else "Raise --timeout: the budget was too short to start every probe.",
+                urls=(r.server.url,), group_title="{n} servers not probed in time"))
     return verdicts

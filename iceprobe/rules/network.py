@@ -6,6 +6,7 @@ import ipaddress
 
 from ..credentials import FAR_FUTURE_SECONDS, describe_duration
 from ..model import CandidateType, Cause, ProbeResult, Severity, Transport, Verdict
+from ..numbers import describe_ms
 from .evidence import Evidence
 
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
@@ -141,8 +142,8 @@ def slow_server(evidence: Evidence) -> list[Verdict]:
             id="slow-turn" if recording else "slow-server", severity=Severity.WARN,
             title=f"{result.server.url} is slow",
             detail=f"Its first {result.server.expected_candidate.value} candidate came "
-                   f"{min(wanted):.0f} ms after {start} (threshold "
-                   f"{evidence.slow_ms:.0f} ms).",
+                   f"{describe_ms(min(wanted))} after {start} (threshold "
+                   f"{describe_ms(evidence.slow_ms)}).",
             hint="Check the round-trip time to the server and its load; a far or "
                  "overloaded server delays every call set-up.",
             urls=(result.server.url,)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..model import RelayCheck, RelayStep, Severity, Verdict
+from ..numbers import describe_ms
 from .evidence import Evidence
 
 _STEP = {
@@ -31,7 +32,7 @@ def relay_permission_denied(evidence: Evidence) -> list[Verdict]:
             title=f"{check.server.url} refuses to relay to the other peer",
             detail=f"The allocations worked, but {' and '.join(requests)} towards the other "
                    f"peer's relay address got 403 {events[0].error_text.split(' (on ')[0]!r} "
-                   f"after {events[0].elapsed_ms or 0:.0f} ms, so no data can pass.",
+                   f"after {describe_ms(events[0].elapsed_ms or 0)}, so no data can pass.",
             hint="The server denies these peer addresses: check denied-peer-ip / "
                  "allowed-peer-ip, and no-loopback-peers or private-address filters in its "
                  "configuration.",
@@ -58,7 +59,7 @@ def relay_data_path(evidence: Evidence) -> list[Verdict]:
             id="relay-data-path-broken", severity=Severity.FAIL,
             title=f"No data flows through {check.server.url}: {_STEP[step]}",
             detail=f"The allocations worked, but {check.failure or _STEP[step]} "
-                   f"(step {step.value}, after {check.duration_ms:.0f} ms).",
+                   f"(step {step.value}, after {describe_ms(check.duration_ms)}).",
             hint=_HINTS[step], urls=(check.server.url,)))
     return verdicts
 
@@ -88,8 +89,8 @@ def relay_slow(evidence: Evidence) -> list[Verdict]:
             continue
         reasons = []
         if check.rtt is not None and check.rtt.median > evidence.relay_max_rtt_ms:
-            reasons.append(f"the median round trip is {check.rtt.median:.0f} ms (threshold "
-                           f"{evidence.relay_max_rtt_ms:.0f} ms)")
+            reasons.append(f"the median round trip is {describe_ms(check.rtt.median)} "
+                           f"(threshold {describe_ms(evidence.relay_max_rtt_ms)})")
         rates = [r for r in (check.throughput_up_bps, check.throughput_down_bps) if r]
         if rates and min(rates) < evidence.relay_min_bps:
             reasons.append(f"the throughput is {describe_rate(min(rates))} (threshold "
@@ -130,8 +131,8 @@ def describe_rate(bps: float) -> str:
 def _measurements(check: RelayCheck) -> str:
     parts = []
     if check.channel_open_ms is not None:
-        parts.append(f"data channel open after {check.channel_open_ms:.0f} ms "
-                     f"(ICE {check.ice_connected_ms or 0:.0f} ms)")
+        parts.append(f"data channel open after {describe_ms(check.channel_open_ms)} "
+                     f"(ICE {describe_ms(check.ice_connected_ms or 0)})")
     if check.rtt is not None:
         parts.append(f"round trip median {check.rtt.median:.1f} ms "
                      f"(p95 {check.rtt.p95:.1f} ms)")

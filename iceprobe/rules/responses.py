@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..codes import for_cause, lookup
 from ..model import Cause, ErrorEvent, ProbeResult, Severity, Verdict
-from .evidence import Evidence, failure_severity, local_addresses
+from .evidence import Evidence, failure_severity
 
 #: Verdicts that are only `info` when the server still yielded its candidate: the client
 #: recovered by design (a retry with the new nonce, a followed redirect).
@@ -55,7 +55,12 @@ def _judge(evidence: Evidence, result: ProbeResult, verdict_id: str,
     else:
         severity = failure_severity(evidence, result)
         outcome = f" No {result.server.expected_candidate.value} candidate."
+    where = ""
+    if result.ok:  # which of the server's addresses answered so
+        answered = sorted({e.server_address for e in events if e.server_address})
+        where = f" (at {', '.join(answered)})" if answered else ""
     return Verdict(
         id=verdict_id, severity=severity, title=f"{url}: {names}",
-        detail=f"{meaning} Server said: {said} (from {local_addresses(events)}).{outcome}",
-        hint=" ".join(dict.fromkeys(i.remedy for i in infos)), urls=(url,))
+        detail=f"{meaning} The server answered: {said}{where}.{outcome}",
+        hint=" ".join(dict.fromkeys(i.remedy for i in infos)), urls=(url,),
+        group_title=f"{{n}} servers: {names}")

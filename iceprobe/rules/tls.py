@@ -3,8 +3,8 @@ with verification switched off says so."""
 
 from __future__ import annotations
 
-from ..model import Cause, ErrorEvent, Severity, Transport, Verdict
-from .evidence import Evidence, failure_severity, local_addresses
+from ..model import Cause, ErrorEvent, Scheme, Severity, Transport, Verdict
+from .evidence import Evidence, failure_severity
 
 #: problem -> (verdict id, title, hint)
 TLS_VERDICTS = {
@@ -41,8 +41,8 @@ def tls_certificates(evidence: Evidence) -> list[Verdict]:
             severity = Severity.WARN if result.ok else failure_severity(evidence, result)
             verdicts.append(Verdict(
                 id=verdict_id, severity=severity, title=f"{result.server.url}: {title}",
-                detail=f"{texts} (from {local_addresses(events)}). Browsers refuse this "
-                       "server too.", hint=hint, urls=(result.server.url,)))
+                detail=f"{texts}. Browsers refuse this server too.", hint=hint,
+                urls=(result.server.url,), group_title=f"{{n}} servers: {title}"))
     return verdicts
 
 
@@ -57,3 +57,21 @@ def tls_verification_disabled(evidence: Evidence) -> list[Verdict]:
                "always verify them.",
         hint="Run without --insecure (add --ca-file for a private CA) to check the "
              "certificates as browsers will.", urls=tls)]
+
+
+def stuns_ignored(evidence: Evidence) -> list[Verdict]:
+    """Browsers implement no STUN over TLS: a stuns: URL in iceServers is skipped, so what
+    iceprobe learned over TLS says nothing about what a browser will get."""
+    urls = tuple(r.server.url for r in evidence.results if r.server.scheme is Scheme.STUNS)
+    if not urls or evidence.recording is not None:
+        return []
+    return [Verdict(
+        id="stuns-ignored-by-browsers", severity=Severity.WARN,
+        title="Browsers ignore stuns: URLs",
+        detail="Chrome and Firefox do not implement STUN over TLS: they skip a stuns: entry "
+               "in iceServers without an error event, so a browser gets no srflx candidate "
+               "from it. iceprobe's srflx from it was mapped over TCP, not UDP, and says "
+               "nothing about the UDP mapping a call uses.",
+        hint="For browsers, configure the same server as stun:host:port (UDP); keep stuns: "
+             "only for clients that support it.", urls=urls,
+        group_title="Browsers ignore {n} stuns: URLs")]

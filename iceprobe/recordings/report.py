@@ -1,4 +1,4 @@
-"""iceprobe's own JSON report (`gather --json`, schema_version 1), read back into the values
+"""iceprobe's own JSON report (`gather --json`, schema_version 1 or 2), read back into the values
 gathering produced, so that `analyze` judges it exactly as `gather` did."""
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ from ..urls import UrlError, parse_server_url
 from .session import RecordingError, SavedReport
 
 FORMAT = "iceprobe-report"
+#: Version 2 added verdict roles and links and the top-level status; what is read back here
+#: (servers, candidates, errors) is the same in both.
+READABLE_VERSIONS = (1, 2)
 
 
 def is_report(value: Any) -> bool:
@@ -26,9 +29,10 @@ def is_report(value: Any) -> bool:
 
 
 def parse_report(document: dict[str, Any], file: str) -> SavedReport:
-    if document.get("schema_version") != 1:
+    if document.get("schema_version") not in READABLE_VERSIONS:
         raise RecordingError(f"iceprobe report: schema_version "
-                             f"{document.get('schema_version')!r} is not supported (expected 1)")
+                             f"{document.get('schema_version')!r} is not supported (expected "
+                             f"{' or '.join(map(str, READABLE_VERSIONS))})")
     try:
         candidates = [_candidate(c) for c in document["candidates"]]
         errors = [_error(e) for e in document["errors"]]

@@ -68,3 +68,8 @@ def local_addresses(events: Sequence[ErrorEvent]) -> str:
     """The local addresses events came from, for a verdict's detail."""
     seen = sorted({e.address for e in events if e.address})
     return ", ".join(seen) if seen else "this machine"
+
+
+def sentence(text: str) -> str:
+    """The text ending in exactly one full stop (browsers' errorTexts bring their own)."""
+    return text.rstrip().rstrip(".") + "."

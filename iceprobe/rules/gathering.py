@@ -18,7 +18,7 @@ from ..model import (
     Transport,
     Verdict,
 )
-from .evidence import Evidence, failure_severity, local_addresses
+from .evidence import Evidence, failure_severity, local_addresses, sentence
 from .tls import TLS_VERDICTS
 
 #: IPv4 and IPv6 addresses (with an optional port) inside an error text.
@@ -175,8 +175,8 @@ def server_unreachable(evidence: Evidence) -> list[Verdict]:
             verdicts.append(Verdict(
                 id="server-unreachable", severity=Severity.INFO,
                 title=f"Harmless 701 from {url}",
-                detail=(f"701 ({named}) from {local_addresses(events)}: {texts}. This is "
-                        f"harmless: the server still gave its {wanted} candidate from "
+                detail=(sentence(f"701 ({named}) from {local_addresses(events)}: {texts}")
+                        + f" This is harmless: the server still gave its {wanted} candidate from "
                         f"{', '.join(good)}." + _partial_note(events, good)),
                 hint=("Nothing to fix unless IPv6 should work." if ipv6 else
                       "Nothing to fix unless every address of the server should work."),
@@ -188,7 +188,7 @@ def server_unreachable(evidence: Evidence) -> list[Verdict]:
         verdicts.append(Verdict(
             id="server-unreachable", severity=severity,
             title=f"{url} unreachable (701 {named})",
-            detail=f"Could not be used: {texts}.", hint=hint, urls=(url,),
+            detail=sentence(f"Could not be used: {texts}"), hint=hint, urls=(url,),
             group_title=f"{{n}} servers unreachable (701 {named})"))
     return verdicts
 

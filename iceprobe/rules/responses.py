@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..codes import for_cause, lookup
 from ..model import Cause, ErrorEvent, ProbeResult, Severity, Verdict
-from .evidence import Evidence, failure_severity
+from .evidence import Evidence, failure_severity, sentence
 
 #: Verdicts that are only `info` when the server still yielded its candidate: the client
 #: recovered by design (a retry with the new nonce, a followed redirect).
@@ -61,6 +61,6 @@ def _judge(evidence: Evidence, result: ProbeResult, verdict_id: str,
         where = f" (at {', '.join(answered)})" if answered else ""
     return Verdict(
         id=verdict_id, severity=severity, title=f"{url}: {names}",
-        detail=f"{meaning} The server answered: {said}{where}.{outcome}",
+        detail=f"{meaning} {sentence(f'The server answered: {said}{where}')}{outcome}",
         hint=" ".join(dict.fromkeys(i.remedy for i in infos)), urls=(url,),
         group_title=f"{{n}} servers: {names}")

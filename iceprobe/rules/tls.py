@@ -4,7 +4,7 @@ with verification switched off says so."""
 from __future__ import annotations
 
 from ..model import Cause, ErrorEvent, Scheme, Severity, Transport, Verdict
-from .evidence import Evidence, failure_severity
+from .evidence import Evidence, failure_severity, sentence
 
 #: problem -> (verdict id, title, hint)
 TLS_VERDICTS = {
@@ -41,7 +41,7 @@ def tls_certificates(evidence: Evidence) -> list[Verdict]:
             severity = Severity.WARN if result.ok else failure_severity(evidence, result)
             verdicts.append(Verdict(
                 id=verdict_id, severity=severity, title=f"{result.server.url}: {title}",
-                detail=f"{texts}. Browsers refuse this server too.", hint=hint,
+                detail=f"{sentence(texts)} Browsers refuse this server too.", hint=hint,
                 urls=(result.server.url,), group_title=f"{{n}} servers: {title}"))
     return verdicts
 

@@ -254,3 +254,23 @@ def test_a_sub_millisecond_slow_ms_threshold_is_shown_as_given() -> None:
     late = result(spec(STUN_A), srflx(STUN_A))  # srflx at 20 ms
     verdicts = evaluate(Evidence((host_candidate(),), (late,), slow_ms=0.5))
     assert "(threshold 0.5 ms)" in one(verdicts, "slow-server").detail
+
+
+# --- item 11: wording ---------------------------------------------------------------------
+
+def test_verdict_texts_have_clean_grammar_in_every_scenario() -> None:
+    chrome_timeout = ErrorEvent(TURN_A, None, None, None, None, 701,
+                                "TURN allocate request timed out.", Cause.TIMEOUT, 39750.0)
+    scenarios = [
+        evidence(result(spec(TURN_A), errors=(chrome_timeout,))),
+        evidence(turn_dead(TURN_A), result(spec(STUN_A), srflx(STUN_A))),
+        Evidence((host_candidate(),), tuple(unreachable_servers(3))),
+        evidence(result(spec(STUN_A), srflx(STUN_A), errors=(
+            unreachable(STUN_A, Cause.DNS, address=LOCAL_V6, text="lookup failed."),))),
+    ]
+    for found in scenarios:
+        for verdict in evaluate(found):
+            for text in (verdict.title, verdict.detail, verdict.hint):
+                assert ".." not in text.replace("…", ""), text
+                assert "(s)" not in text and "(es)" not in text, text
+                assert "  " not in text, text

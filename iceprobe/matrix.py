@@ -52,5 +52,21 @@ def cells(results: Sequence[ProbeResult]) -> list[Cell]:
         else:
             summary = "no relay"
         found.append(Cell(spec.host, spec.transport, spec.port, result.ok, summary,
-                          result.duration_ms or 0.0))
+                          cell_duration_ms(result)))
     return found
+
+
+def cell_duration_ms(result: ProbeResult) -> float:
+    """From the probe's own first packet (its request, or its TCP connection attempt) to its
+    outcome: the relay candidate, or else the last failure. Not from the run's start, which
+    would add other probes' set-up to every cell."""
+    relays = [c.elapsed_ms for c in result.candidates
+              if c.type is result.server.expected_candidate and c.elapsed_ms is not None]
+    failures = [e.elapsed_ms for e in result.errors if e.elapsed_ms is not None]
+    if relays:
+        outcome = min(relays)
+    elif failures:
+        outcome = max(failures)
+    else:
+        outcome = result.duration_ms or 0.0
+    return round(max(0.0, outcome - (result.first_sent_ms or 0.0)), 1)

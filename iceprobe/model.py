@@ -89,6 +89,8 @@ class Candidate:
     #: For a relay candidate: the transport to the TURN server (udp, tcp or tls), as the
     #: browser's RTCIceCandidate.relayProtocol.
     relay_protocol: str | None = None
+    #: For a TCP candidate: its RFC 6544 tcptype (active, passive or so); None for UDP.
+    tcp_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,8 @@ class ProbeResult:
     server: ServerSpec
     candidates: tuple[Candidate, ...]
     errors: tuple[ErrorEvent, ...]
+    #: When the probe finished, in milliseconds since the start of the run: the same origin
+    #: as every candidate's and error's elapsed_ms, so it is never smaller than theirs.
     duration_ms: float | None
     #: The addresses the server's name resolved to (the literal itself for an IP).
     addresses: tuple[str, ...] = ()
@@ -131,6 +135,11 @@ class ProbeResult:
     #: The TURN URL this STUN server was probed for: browsers use every TURN server over UDP
     #: as a STUN server too. None for a server that was named.
     implied_by: str | None = None
+    #: The REALM the (TURN) server sent in its challenge; None when it sent none.
+    realm: str | None = None
+    #: When the probe's first packet went out (a request, or a TCP connection attempt), in
+    #: milliseconds since the start of the run; None when nothing was sent.
+    first_sent_ms: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -158,6 +167,9 @@ class GatherReport:
     unattributed: tuple[Candidate, ...] = ()
     #: The run was stopped by a signal (SIGINT, SIGTERM) before every probe finished.
     interrupted: bool = False
+    #: The TURN username the run used (not a secret; --redact replaces it); None without
+    #: TURN credentials.
+    username: str | None = None
 
     @property
     def candidates(self) -> tuple[Candidate, ...]:
@@ -245,6 +257,15 @@ class RelayCheck:
     failure: str | None = None
     #: Error events captured on the way, e.g. a 403 on ChannelBind / CreatePermission.
     errors: tuple[ErrorEvent, ...] = ()
+    #: ICE connectivity checks (STUN Binding requests through the relays) sent again before
+    #: both peers connected: each one costs aioice's 500 ms retransmission timer.
+    ice_check_retransmissions: int = 0
+    #: Why ice_connected_ms is what it is, when something beyond one round of checks made it
+    #: (a retransmitted check); None otherwise.
+    ice_note: str | None = None
+    #: The run was stopped (SIGINT, SIGTERM) during `failed_step`: the measurements are those
+    #: made until then.
+    interrupted: bool = False
 
     @property
     def ok(self) -> bool:

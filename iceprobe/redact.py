@@ -1,6 +1,8 @@
 """Make a report safe to share: every IP address becomes a stable placeholder named by its
 role (host-1, srflx-1, relay-1, server-1), in every field and inside every text; with
-`hostnames=True`, server names too (name-1).
+`hostnames=True`, server names too (name-1). The TURN username, which often carries a user id,
+becomes user-1 (a REST username keeps its expiry: 1700000000:user-1), in its field and in
+every text.
 
 A pure transformation of the values: the same address always gets the same placeholder, so
 the report still reads (which candidate came from which host address) without revealing it.
@@ -34,6 +36,17 @@ class Redactor:
         self.hostnames = hostnames
         self.mapping: dict[str, str] = {}
         self.counts: dict[str, int] = {}
+        #: The username and its placeholder, replaced in texts as a whole word only (a
+        #: short username must not eat into other words).
+        self.user: tuple[re.Pattern[str], str] | None = None
+
+    def username(self, value: str | None) -> str | None:
+        if value is None:
+            return None
+        expiry = _REST_USERNAME.match(value)
+        placeholder = f"{expiry.group(1)}user-1" if expiry else "user-1"
+        self.user = (re.compile(rf"(?<!\w){re.escape(value)}(?!\w)"), placeholder)
+        return placeholder
 
     def name(self, value: str, role: str) -> str:
         if value not in self.mapping:
@@ -54,12 +67,19 @@ class Redactor:
                     return self.name(found[:end], "ip") + found[end:]
             return found
 
+        if self.user is not None:
+            pattern, placeholder = self.user
+            value = pattern.sub(placeholder, value)
         value = _IPV6_TEXT.sub(replace, _IPV4_TEXT.sub(replace, value))
         # Longest first, so that a name is never replaced inside a longer one.
         for original in sorted(self.mapping, key=len, reverse=True):
             if not _is_ip(original):
                 value = value.replace(original, self.mapping[original])
         return value
+
+
+#: A TURN REST API username: an expiry timestamp, a separator, the user part.
+_REST_USERNAME = re.compile(r"^(\d{9,}\D)(.+)$")
 
 
 def _is_ip(value: str) -> bool:
@@ -74,6 +94,7 @@ def redact(report: Report, hostnames: bool = False) -> Report:
     """The same report with addresses (and, if asked, host names) replaced."""
     r = Redactor(hostnames)
     gathered = report.gather
+    username = r.username(gathered.username)
     # Name the addresses by role first, in report order, so placeholders are stable.
     for c in gathered.host_candidates:
         r.name(c.address, "host")
@@ -92,7 +113,8 @@ def redact(report: Report, hostnames: bool = False) -> Report:
     hosts = tuple(_candidate(r, c) for c in gathered.host_candidates)
     results = tuple(_result(r, res) for res in gathered.results)
     return dataclasses.replace(
-        report, gather=dataclasses.replace(gathered, host_candidates=hosts, results=results),
+        report, gather=dataclasses.replace(gathered, host_candidates=hosts, results=results,
+                                           username=username),
         verdicts=tuple(_verdict(r, v) for v in report.verdicts),
         relays=tuple(_relay(r, c) for c in report.relays),
         source=None if report.source is None else _source(r, report.source))
@@ -131,6 +153,7 @@ def _result(r: Redactor, result: ProbeResult) -> ProbeResult:
         errors=tuple(_event(r, e) for e in result.errors),
         addresses=tuple(r.name(a, "server") for a in result.addresses),
         implied_by=None if result.implied_by is None else r.text(result.implied_by),
+        realm=None if result.realm is None else r.text(result.realm),
         unfinished=None if result.unfinished is None else r.text(result.unfinished))
 
 

@@ -43,6 +43,10 @@ class ProbeFailure(Exception):
 class Channel(Protocol):
     local_address: Address
     server_address: Address
+    #: udp, tcp or tls: how the channel reaches the server.
+    transport: str
+    #: When its first packet went out (time.monotonic()); None before.
+    first_sent_at: float | None
 
     async def transact(self, request: Request, deadline: float) -> Response: ...
 
@@ -58,6 +62,41 @@ def describe(address: Address) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def route(transport: str, local: Address | str | None, server: Address) -> str:
+    """How a trace line names a channel: transport, local address:port -> server."""
+    if isinstance(local, tuple):
+        here = describe(local)
+    elif local is None:
+        here = "?"
+    else:  # the address, before the system picks the port
+        here = f"[{local}]:?" if ":" in local else f"{local}:?"
+    return f"{transport} {here} -> {describe(server)}"
+
+
+def _nonce(nonce: bytes | None) -> str:
+    """A nonce for the trace: present or not, and its first bytes only."""
+    if nonce is None:
+        return "no NONCE"
+    text = nonce.decode("ascii", errors="replace")
+    return f"NONCE {text[:8]}{'…' if len(text) > 8 else ''} ({len(nonce)} bytes)"
+
+
+def _request_line(request: Request) -> str:
+    """A request for the trace: never its key, only who it speaks for."""
+    line = f"{request.name} request tid={request.transaction_id.hex()}"
+    if request.username is not None:
+        line += f" USERNAME {request.username!r} REALM {request.realm!r} NONCE MESSAGE-INTEGRITY"
+    return line
+
+
+def _response_line(request: Request, response: Response) -> str:
+    kind = (f"error response {response.error_code} {response.reason!r}" if response.is_error
+            else "success response")
+    realm = "no REALM" if response.realm is None else f"REALM {response.realm!r}"
+    return (f"{request.name} {kind} tid={request.transaction_id.hex()} {realm} "
+            f"{_nonce(response.nonce)}")
+
+
 #: How many unrelated replies a channel describes (it counts them all).
 MAX_STRAY_KEPT = 10
 
@@ -65,8 +104,10 @@ MAX_STRAY_KEPT = 10
 class _Waiters:
     """Pending transactions keyed by transaction id, plus what went wrong on the wire."""
 
-    def __init__(self, server: Address) -> None:
+    def __init__(self, server: Address, transport: str = "udp") -> None:
         self.server = server
+        #: How trace lines name the channel; completed once the local port is known.
+        self.route = route(transport, None, server)
         self.pending: dict[bytes, asyncio.Future[Response]] = {}
         self.failure: ProbeFailure | None = None
         #: Replies that belonged to no pending transaction: how many, and the first few.
@@ -88,7 +129,7 @@ class _Waiters:
             self.stray_count += 1
             if len(self.stray) < MAX_STRAY_KEPT:  # a flood must not grow memory
                 self.stray.append(f"{len(data)} bytes, {what}")
-            log.debug("< %s ignored %d bytes (%s)", describe(self.server), len(data), what)
+            log.debug("%s < ignored %d bytes (%s)", self.route, len(data), what)
             return
         reply = wire.read_response(data)
         if isinstance(reply, Malformed):
@@ -153,17 +194,21 @@ class _UdpProtocol(asyncio.DatagramProtocol):
                                    f"{server} is unreachable: {exc.strerror or exc}")
         else:
             failure = ProbeFailure(Cause.SOCKET, f"socket error towards {server}: {exc}")
-        log.debug("< %s %s", server, failure.text)
+        log.debug("%s < ! %s", self.waiters.route, failure.text)
         self.waiters.fail(failure)
 
 
 class UdpChannel:
+    transport = "udp"
+
     def __init__(self, transport: asyncio.DatagramTransport, waiters: _Waiters,
                  local_address: Address) -> None:
         self._transport = transport
         self._waiters = waiters
         self.local_address = local_address
         self.server_address = waiters.server
+        self.first_sent_at: float | None = None
+        waiters.route = route("udp", local_address, waiters.server)
 
     async def transact(self, request: Request, deadline: float) -> Response:
         future = self._waiters.expect(request.transaction_id)
@@ -173,20 +218,23 @@ class UdpChannel:
         try:
             while True:
                 sends += 1
-                log.debug("> %s %s request (send %d)", describe(self.server_address),
-                          request.name, sends)
+                log.debug("%s > %s (send %d)", self._waiters.route, _request_line(request),
+                          sends)
                 try:
                     self._transport.sendto(request.data)
                 except OSError as exc:
                     raise _os_failure(exc, f"sending to {describe(self.server_address)}") from exc
+                if self.first_sent_at is None:
+                    self.first_sent_at = time.monotonic()
                 wait = min(rto, remaining(deadline))
                 if wait <= 0:
                     break
                 done, _ = await asyncio.wait({future}, timeout=wait)
                 if done:
                     response = future.result()
-                    log.debug("< %s %s %s in %.1f ms", describe(self.server_address),
-                              request.name, _summary(response), (time.monotonic() - start) * 1e3)
+                    log.debug("%s < %s in %.1f ms", self._waiters.route,
+                              _response_line(request, response),
+                              (time.monotonic() - start) * 1e3)
                     return response
                 if remaining(deadline) <= 0:
                     break
@@ -228,6 +276,7 @@ class _StreamProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         reason = f": {exc}" if exc else ""
+        log.debug("%s connection closed%s", self.waiters.route, reason)
         self.waiters.fail(ProbeFailure(
             Cause.CLOSED,
             f"{describe(self.waiters.server)} closed the connection before answering{reason}"))
@@ -235,18 +284,21 @@ class _StreamProtocol(asyncio.Protocol):
 
 class StreamChannel:
     def __init__(self, protocol: _StreamProtocol, transport: asyncio.Transport,
-                 local_address: Address) -> None:
+                 local_address: Address, kind: str, connecting_at: float) -> None:
         self._protocol = protocol
         self._transport = transport
         self.local_address = local_address
         self.server_address = protocol.waiters.server
+        self.transport = kind
+        #: The connection attempt (its SYN) was the first packet.
+        self.first_sent_at: float | None = connecting_at
 
     async def transact(self, request: Request, deadline: float) -> Response:
         waiters = self._protocol.waiters
         future = waiters.expect(request.transaction_id)
         start = time.monotonic()
         try:
-            log.debug("> %s %s request", describe(self.server_address), request.name)
+            log.debug("%s > %s", waiters.route, _request_line(request))
             self._transport.write(request.data)
             try:
                 response = await asyncio.wait_for(asyncio.shield(future), remaining(deadline))
@@ -254,20 +306,14 @@ class StreamChannel:
                 raise ProbeFailure(Cause.TIMEOUT, _timeout_text(
                     self.server_address, request, 1, time.monotonic() - start,
                     waiters.stray_count)) from None
-            log.debug("< %s %s %s in %.1f ms", describe(self.server_address), request.name,
-                      _summary(response), (time.monotonic() - start) * 1e3)
+            log.debug("%s < %s in %.1f ms", waiters.route, _response_line(request, response),
+                      (time.monotonic() - start) * 1e3)
             return response
         finally:
             waiters.forget(request.transaction_id)
 
     def close(self) -> None:
         self._transport.abort()
-
-
-def _summary(response: Response) -> str:
-    if response.is_error:
-        return f"error {response.error_code} {response.reason!r}"
-    return "success"
 
 
 #: OpenSSL's X509_V_ERR codes (x509_vfy.h) grouped by what a person must fix.
@@ -287,17 +333,46 @@ def _certificate_problem(exc: ssl.SSLCertVerificationError) -> str:
     return "certificate-invalid"
 
 
-async def open_udp(local_ip: str, server: Address) -> UdpChannel:
+def shareable_udp_socket(family: int) -> socket.socket:
+    """A UDP socket that other sockets of this process may bind to the same port
+    (SO_REUSEPORT, where the system has it)."""
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    reuse = getattr(socket, "SO_REUSEPORT", None)
+    if reuse is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, reuse, 1)
+        except OSError:
+            log.debug("! SO_REUSEPORT refused: probes get ports of their own")
+    return sock
+
+
+def _bind(sock: socket.socket, local_ip: str, port: int) -> None:
+    """Bind to `port` (shared with the host candidate's socket) when asked and possible,
+    else to a port of its own."""
+    if port:
+        try:
+            sock.bind((local_ip, port))
+            return
+        except OSError as exc:
+            log.debug("! cannot share port %d of %s (%s): a port of its own", port, local_ip,
+                      exc.strerror or exc)
+    sock.bind((local_ip, 0))
+
+
+async def open_udp(local_ip: str, server: Address, port: int = 0) -> UdpChannel:
+    """A UDP socket connected to `server`; bound to `port` of `local_ip` (the host
+    candidate's port, shared: the kernel gives each connected socket its own server's
+    datagrams and ICMP errors) or, when 0 or not possible, to a port of its own."""
     loop = asyncio.get_running_loop()
     waiters = _Waiters(server)
     family = socket.AF_INET6 if ":" in local_ip else socket.AF_INET
     try:
-        sock = socket.socket(family, socket.SOCK_DGRAM)
+        sock = shareable_udp_socket(family) if port else socket.socket(family, socket.SOCK_DGRAM)
     except OSError as exc:
         raise _os_failure(exc, "could not create a UDP socket") from exc
     try:
         sock.setblocking(False)
-        sock.bind((local_ip, 0))
+        _bind(sock, local_ip, port)
         sock.connect(server)
     except OSError as exc:
         sock.close()
@@ -316,42 +391,64 @@ async def open_stream(local_ip: str, server: Address, deadline: float,
     """Connect over TCP, then (for stuns:/turns:) run the TLS handshake as its own step so
     that a failure of either is named precisely."""
     loop = asyncio.get_running_loop()
-    waiters = _Waiters(server)
+    kind = "tcp" if tls is None else "tls"
+    waiters = _Waiters(server, kind)
+    waiters.route = route(kind, local_ip, server)
     what = f"TCP connection from {local_ip} to {describe(server)}"
+    log.debug("%s TCP connect", waiters.route)
+    connecting_at = time.monotonic()
     try:
         transport, protocol = await asyncio.wait_for(
             loop.create_connection(lambda: _StreamProtocol(waiters), host=server[0],
                                    port=server[1], local_addr=(local_ip, 0)),
             remaining(deadline))
     except asyncio.TimeoutError:
+        log.debug("%s TCP connect timed out", waiters.route)
         raise ProbeFailure(Cause.TIMEOUT, f"{what} timed out") from None
     except OSError as exc:
-        raise _os_failure(exc, what) from exc
+        failure = _os_failure(exc, what)
+        log.debug("%s TCP connect failed: %s", waiters.route, failure.text)
+        raise failure from exc
     sockname = transport.get_extra_info("sockname")
     local = (str(sockname[0]), int(sockname[1]))
+    waiters.route = route(kind, local, server)
+    log.debug("%s TCP connected in %.1f ms", waiters.route,
+              (time.monotonic() - connecting_at) * 1e3)
     if tls is None:
-        return StreamChannel(protocol, transport, local)
+        return StreamChannel(protocol, transport, local, kind, connecting_at)
+    log.debug("%s TLS handshake start (server name %s)", waiters.route, server_hostname)
+    handshake_at = time.monotonic()
     try:
         tls_transport = await asyncio.wait_for(
             loop.start_tls(transport, protocol, tls, server_hostname=server_hostname),
             remaining(deadline))
     except asyncio.TimeoutError:
         transport.abort()
+        log.debug("%s TLS handshake timed out", waiters.route)
         raise ProbeFailure(Cause.TLS, f"TLS handshake with {server_hostname} "
                                       f"({describe(server)}) timed out",
                            problem="handshake") from None
     except ssl.SSLCertVerificationError as exc:
         transport.abort()
-        raise ProbeFailure(Cause.TLS, f"TLS certificate of {server_hostname} "
-                                      f"({describe(server)}) rejected: "
-                                      f"{exc.verify_message or exc.reason}",
-                           problem=_certificate_problem(exc)) from exc
+        failure = ProbeFailure(Cause.TLS, f"TLS certificate of {server_hostname} "
+                                          f"({describe(server)}) rejected: "
+                                          f"{exc.verify_message or exc.reason}",
+                               problem=_certificate_problem(exc))
+        log.debug("%s TLS handshake failed: %s", waiters.route, failure.text)
+        raise failure from exc
     except (ssl.SSLError, OSError) as exc:
         transport.abort()
-        raise ProbeFailure(Cause.TLS, f"TLS handshake with {server_hostname} "
-                                      f"({describe(server)}) failed: {exc}",
-                           problem="handshake") from exc
+        failure = ProbeFailure(Cause.TLS, f"TLS handshake with {server_hostname} "
+                                          f"({describe(server)}) failed: {exc}",
+                               problem="handshake")
+        log.debug("%s TLS handshake failed: %s", waiters.route, failure.text)
+        raise failure from exc
     if tls_transport is None:
         raise ProbeFailure(Cause.TLS, f"TLS handshake with {describe(server)} failed")
+    session = tls_transport.get_extra_info("ssl_object")
+    log.debug("%s TLS handshake done in %.1f ms (%s, %s)", waiters.route,
+              (time.monotonic() - handshake_at) * 1e3,
+              session.version() if session is not None else "?",
+              (tls_transport.get_extra_info("cipher") or ("?",))[0])
     protocol.transport = tls_transport
-    return StreamChannel(protocol, tls_transport, local)
+    return StreamChannel(protocol, tls_transport, local, kind, connecting_at)

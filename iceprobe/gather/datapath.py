@@ -9,6 +9,16 @@ aioice handles a failed ChannelBind (e.g. 403 Forbidden IP) by passing the excep
 protocol's `error_received`, which only logs it at DEBUG, after which ICE silently times out.
 We replace that handler on each relay protocol of both peers to record the error as an event
 and stop waiting at once.
+
+ICE usually connects within tens of milliseconds here, but now and then only after about
+half a second: a peer's first connectivity check reaches the other peer's relay before that
+peer has installed its permission (its own first ChannelBind), so the relay drops it. aioice
+does not resend the check when the other peer's check arrives (RFC 8445 section 7.3.1.4 says
+it should), so the connection waits for its 500 ms retransmission timer. We count the checks
+sent again on each relay protocol (`send_stun`) so that the report says so.
+
+When the run is stopped, the check in progress keeps what it measured: the steps that
+completed, the echoes so far and the bulk transfer so far.
 """
 
 from __future__ import annotations
@@ -116,6 +126,15 @@ class _Peer:
     bulk_last: float = 0.0
 
 
+@dataclass
+class _Bulk:
+    """A bulk transfer in progress: which way, who receives and since when."""
+
+    field: str
+    receiver: _Peer
+    started: float
+
+
 class _Check:
     def __init__(self, spec: ServerSpec, options: RelayOptions) -> None:
         self.spec = spec
@@ -125,6 +144,16 @@ class _Check:
         self.errors: list[ErrorEvent] = []
         self.denied = asyncio.Event()
         self.marks: dict[str, float] = {}
+        #: What has been measured so far (RelayCheck fields), and the step under way.
+        self.result: dict[str, Any] = {}
+        self.step = RelayStep.ALLOCATE
+        self.sent = 0
+        self.rtts: list[float] = []
+        self.bulk: _Bulk | None = None
+        #: ICE checks: sends per transaction id, and when one went out again (ms).
+        self.check_sends: dict[bytes, int] = {}
+        self.retransmitted_ms: list[float] = []
+        self.ice_done = False
 
     def elapsed_ms(self) -> float:
         return round((time.monotonic() - self.start) * 1000, 1)
@@ -193,6 +222,54 @@ class _Check:
                 self.record(exc, address, port)
 
             protocol.error_received = error_received
+            self._count_checks(peer, protocol)
+
+    def _count_checks(self, peer: _Peer, protocol: Any) -> None:
+        """Count the ICE connectivity checks (Binding requests) this relay protocol sends,
+        and note each one sent again before ICE connected."""
+        original = protocol.send_stun
+
+        def send_stun(message: Any, addr: tuple[str, int]) -> None:
+            method = getattr(message.message_method, "name", "")
+            kind = getattr(message.message_class, "name", "")
+            if method == "BINDING" and kind == "REQUEST" and not self.ice_done:
+                tid = bytes(message.transaction_id)
+                sends = self.check_sends.get(tid, 0) + 1
+                self.check_sends[tid] = sends
+                if sends > 1:
+                    self.retransmitted_ms.append(self.elapsed_ms())
+                log.debug("  %s relay > ICE check tid=%s to %s:%s (send %d)", peer.name,
+                          tid.hex(), addr[0], addr[1], sends)
+            original(message, addr)
+
+        protocol.send_stun = send_stun
+
+    def ice_note(self) -> str | None:
+        """Why ICE took as long as it did, when checks had to be sent again."""
+        if not self.retransmitted_ms:
+            return None
+        count = len(self.retransmitted_ms)
+        return (f"{count} connectivity {'check was' if count == 1 else 'checks were'} sent "
+                f"again (first at {self.retransmitted_ms[0]:.0f} ms): the first send was not "
+                "answered, typically because it reached the other peer's relay before that "
+                "peer's permission was installed, and aioice waits 500 ms before it retries")
+
+    def so_far(self, failure: str) -> RelayCheck:
+        """What was measured until the stop, with the step that was under way."""
+        result = dict(self.result)
+        if self.sent and "sent" not in result:
+            result.update(sent=self.sent, received=len(self.rtts),
+                          rtt=_spread(self.rtts) if self.rtts else None)
+        bulk = self.bulk
+        if bulk is not None and bulk.field not in result:
+            receiver = bulk.receiver
+            if receiver.bulk_bytes and receiver.bulk_last > bulk.started:
+                result[bulk.field] = round(receiver.bulk_bytes * 8
+                                           / (receiver.bulk_last - bulk.started), 1)
+        return RelayCheck(server=self.spec, duration_ms=self.elapsed_ms(),
+                          failed_step=self.step, failure=failure, errors=tuple(self.errors),
+                          ice_check_retransmissions=len(self.retransmitted_ms),
+                          ice_note=self.ice_note(), interrupted=True, **result)
 
     def record(self, exc: Exception, address: str | None, port: int | None) -> None:
         response = getattr(exc, "response", None)
@@ -259,11 +336,13 @@ async def _until(check: _Check, events: list[asyncio.Event], failed: list[asynci
 
 
 async def check_relay(spec: ServerSpec, options: RelayOptions,
-                      stopping: asyncio.Event | None = None) -> RelayCheck:
+                      stopping: asyncio.Event | None = None,
+                      check: _Check | None = None) -> RelayCheck:
     """Run the whole check against one TURN server; never raises for a network failure.
     `stopping` is set by a caller about to cancel it: the peers then close within
-    STOP_CLOSE instead of the rest of the budget."""
-    check = _Check(spec, options)
+    STOP_CLOSE instead of the rest of the budget, and `check` (the caller's) holds what
+    was measured."""
+    check = check if check is not None else _Check(spec, options)
     peers: list[_Peer] = []
     try:
         return await _run(check, peers)
@@ -283,14 +362,16 @@ async def _run(check: _Check, peers: list[_Peer]) -> RelayCheck:
     peers.append(a)
     b = check.peer("answerer")
     peers.append(b)
-    result: dict[str, Any] = {}
+    result = check.result
 
     def broken(step: RelayStep, why: str) -> RelayCheck:
         if check.denied.is_set():
             why = ("the TURN server refused the permission to the other peer (403): "
                    "ICE checks could not pass")
         return RelayCheck(server=check.spec, duration_ms=check.elapsed_ms(), failed_step=step,
-                          failure=why, errors=tuple(check.errors), **result)
+                          failure=why, errors=tuple(check.errors),
+                          ice_check_retransmissions=len(check.retransmitted_ms),
+                          ice_note=check.ice_note(), **result)
 
     setup = options.reserve
     try:
@@ -306,34 +387,44 @@ async def _run(check: _Check, peers: list[_Peer]) -> RelayCheck:
                                           "refused or dropped its Allocate (a per-user quota "
                                           "below 3 does that: the check needs one allocation "
                                           "of its own and one per peer)")
+    check.step = RelayStep.ICE
     if not await _until(check, [a.ice_connected, b.ice_connected], [a.failed, b.failed], setup):
         state = "failed" if a.failed.is_set() or b.failed.is_set() else "did not finish"
         return broken(RelayStep.ICE, f"ICE connectivity checks between the two relay "
                                      f"addresses {state}: no data passes the relays")
     result["ice_connected_ms"] = check.elapsed_ms()
+    check.ice_done = True
+    check.step = RelayStep.DTLS
     if not await _until(check, [a.dtls_connected, b.dtls_connected], [a.failed, b.failed],
                         setup):
         return broken(RelayStep.DTLS, "ICE connected but the DTLS handshake over the relay "
                                       "did not complete")
     result["dtls_connected_ms"] = check.elapsed_ms()
+    check.step = RelayStep.CHANNEL
     if not await _until(check, [a.open, b.open], [], setup):
         return broken(RelayStep.CHANNEL, "DTLS connected but the data channel (SCTP) did not "
                                          "open")
     result["channel_open_ms"] = check.elapsed_ms()
 
+    check.step = RelayStep.ECHO
     sent, rtts = await _echo(check, a, b)
     result.update(sent=sent, received=len(rtts), rtt=_spread(rtts) if rtts else None)
     if sent and not rtts:
         return broken(RelayStep.ECHO, f"the data channel opened but all {sent} echo messages "
                                       "were lost")
-    result["throughput_up_bps"] = await _bulk(check, a, b, keep=options.duration
-                                              + BULK_DRAIN + CLOSE_RESERVE)
-    result["throughput_down_bps"] = await _bulk(check, b, a, keep=CLOSE_RESERVE)
+    check.step = RelayStep.BULK
+    result["throughput_up_bps"] = await _bulk(check, a, b, "throughput_up_bps",
+                                              keep=options.duration + BULK_DRAIN
+                                              + CLOSE_RESERVE)
+    result["throughput_down_bps"] = await _bulk(check, b, a, "throughput_down_bps",
+                                                keep=CLOSE_RESERVE)
     if not result["throughput_up_bps"] or not result["throughput_down_bps"]:
         return broken(RelayStep.BULK, "echo messages passed but the bulk transfer delivered "
                                       "nothing")
     return RelayCheck(server=check.spec, duration_ms=check.elapsed_ms(),
-                      errors=tuple(check.errors), **result)
+                      errors=tuple(check.errors),
+                      ice_check_retransmissions=len(check.retransmitted_ms),
+                      ice_note=check.ice_note(), **result)
 
 
 async def _negotiate(check: _Check, a: _Peer, b: _Peer) -> None:
@@ -380,7 +471,7 @@ async def _echo(check: _Check, a: _Peer, b: _Peer) -> tuple[int, list[float]]:
             replies.put_nowait(message)
 
     padding = bytes(max(0, options.size - 4))
-    rtts: list[float] = []
+    rtts = check.rtts  # kept on the check: a stop shows the echoes so far
     sent = 0
     keep = 2 * (options.duration + BULK_DRAIN) + CLOSE_RESERVE
     for number in range(options.count):
@@ -388,6 +479,7 @@ async def _echo(check: _Check, a: _Peer, b: _Peer) -> tuple[int, list[float]]:
         if budget <= 0:
             break
         sent += 1
+        check.sent = sent
         started = time.monotonic()
         a.echo.send(struct.pack("!I", number) + padding)
         while (wait := started + budget - time.monotonic()) > 0:
@@ -401,13 +493,16 @@ async def _echo(check: _Check, a: _Peer, b: _Peer) -> tuple[int, list[float]]:
     return sent, rtts
 
 
-async def _bulk(check: _Check, sender: _Peer, receiver: _Peer, keep: float) -> float | None:
+async def _bulk(check: _Check, sender: _Peer, receiver: _Peer, field: str,
+                keep: float) -> float | None:
     """Send as fast as the channel takes for `duration` seconds, let the receiver drain,
-    and return the receiver's rate in bits per second (None if nothing arrived)."""
+    and return the receiver's rate in bits per second (None if nothing arrived). `field`
+    names the measurement, for a stop in the middle."""
     channel = sender.bulk
     chunk = bytes(BULK_CHUNK)
     receiver.bulk_bytes, receiver.bulk_last = 0, 0.0
     started = time.monotonic()
+    check.bulk = _Bulk(field, receiver, started)
     window = min(check.options.duration, check.remaining(keep + BULK_DRAIN))
     if window <= 0:
         return None
@@ -495,9 +590,9 @@ async def _stoppable(spec: ServerSpec, options: RelayOptions,
                      stop: asyncio.Event | None) -> RelayCheck:
     if stop is None:
         return await check_relay(spec, options)
-    started = time.monotonic()
     stopping = asyncio.Event()
-    task = asyncio.ensure_future(check_relay(spec, options, stopping))
+    check = _Check(spec, options)
+    task = asyncio.ensure_future(check_relay(spec, options, stopping, check))
     stopper = asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -508,7 +603,9 @@ async def _stoppable(spec: ServerSpec, options: RelayOptions,
     stopping.set()
     task.cancel()
     await asyncio.wait({task}, timeout=STOP_CLOSE + 0.2)
-    return _interrupted(spec, round((time.monotonic() - started) * 1000, 1))
+    step = check.step.value
+    return check.so_far(f"not finished: the run was interrupted during the {step} step "
+                        "(the measurements until then are kept)")
 
 
 def _interrupted(spec: ServerSpec, duration_ms: float) -> RelayCheck:

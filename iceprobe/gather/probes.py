@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from ..model import Cause, Credentials
 from . import wire
-from .channel import Channel, ProbeFailure, describe
+from .channel import Channel, ProbeFailure, describe, route
 from .wire import Address, LongTermAuth, Response
 
 log = logging.getLogger("iceprobe.gather")
@@ -42,6 +42,8 @@ class Attempt:
     then (Ctrl-C, SIGTERM) must still delete it with these credentials."""
 
     auth: LongTermAuth | None = None
+    #: The REALM the server challenged with (its last one); None while it sent none.
+    realm: str | None = None
 
 
 class Redirect(ProbeFailure):
@@ -50,6 +52,10 @@ class Redirect(ProbeFailure):
     def __init__(self, text: str, alternate: Address) -> None:
         super().__init__(Cause.RESPONSE, text, code=300)
         self.alternate = alternate
+
+
+def _route(channel: Channel) -> str:
+    return route(channel.transport, channel.local_address, channel.server_address)
 
 
 def _error_failure(response: Response) -> ProbeFailure:
@@ -85,6 +91,8 @@ async def allocate(channel: Channel, credentials: Credentials | None,
     recovered: list[ProbeFailure] = []
     response = await channel.transact(wire.allocate_request(None, family), deadline)
     while response.is_error:
+        if response.realm is not None:
+            attempt.realm = response.realm
         code = response.error_code
         if (code == 401 and auth is None and credentials is not None
                 and response.realm is not None and response.nonce is not None):
@@ -94,8 +102,7 @@ async def allocate(channel: Channel, credentials: Credentials | None,
                 and response.nonce is not None and stale_retries < _MAX_STALE_NONCE_RETRIES):
             stale_retries += 1
             recovered.append(_error_failure(response))
-            log.debug("< %s 438 stale nonce: retrying with the new nonce",
-                      describe(channel.server_address))
+            log.debug("%s 438 stale nonce: retrying with the new nonce", _route(channel))
             auth = wire.long_term_auth(credentials.username, credentials.password,
                                        response.realm or auth.realm, response.nonce)
         else:
@@ -124,25 +131,25 @@ async def release_with(channel: Channel, auth: LongTermAuth | None,
     """A Refresh of LIFETIME 0 on this 5-tuple with these credentials: deletes the
     allocation, or (437) finds there was none. Bounded by RELEASE_BUDGET."""
     deadline = time.monotonic() + RELEASE_BUDGET
-    server = describe(channel.server_address)
+    server = _route(channel)
     try:
         for _ in range(_MAX_STALE_NONCE_RETRIES + 1):
             response = await channel.transact(wire.release_request(auth), deadline)
             if not response.is_error:
-                log.debug("< %s allocation %s released", server, what)
+                log.debug("%s allocation %s released", server, what)
                 return True
             if (response.error_code == 438 and auth is not None and credentials is not None
                     and response.nonce is not None):
-                log.debug("< %s 438 stale nonce on release: retrying with the new nonce",
+                log.debug("%s 438 stale nonce on release: retrying with the new nonce",
                           server)
                 auth = wire.long_term_auth(credentials.username, credentials.password,
                                            response.realm or auth.realm, response.nonce)
                 continue
-            log.debug("< %s release refused: %s %s", server, response.error_code,
+            log.debug("%s release refused: %s %s", server, response.error_code,
                       response.reason)
             return False
     except ProbeFailure as failure:
-        log.debug("! %s release failed: %s", server, failure.text)
+        log.debug("%s ! release failed: %s", server, failure.text)
     return False
 
 

@@ -33,7 +33,15 @@ from ..model import (
     Transport,
 )
 from . import probes
-from .channel import Channel, ProbeFailure, describe, open_stream, open_udp, remaining
+from .channel import (
+    Channel,
+    ProbeFailure,
+    describe,
+    open_stream,
+    open_udp,
+    remaining,
+    shareable_udp_socket,
+)
 from .local import ResolutionError, host_addresses, resolve
 from .wire import Address
 
@@ -85,15 +93,25 @@ def implied_stun_servers(servers: Sequence[ServerSpec]) -> list[tuple[ServerSpec
     return implied
 
 
-def priority(kind: CandidateType, address: str) -> int:
-    """RFC 8445 section 5.1.2.1, component 1; IPv6 gets the higher local preference."""
-    local_preference = 65535 if ":" in address else 65279
+def priority(kind: CandidateType, address: str, protocol: str = "udp") -> int:
+    """RFC 8445 section 5.1.2.1, component 1; IPv6 gets the higher local preference.
+
+    A TCP candidate (all of iceprobe's are active: it opens the connection) takes its local
+    preference from RFC 6544 section 4.2: 2^13 * direction-pref + other-pref, with
+    direction-pref 6 for an active host or relayed candidate and 4 for an active srflx. That
+    keeps it below every UDP candidate of the same type."""
+    if protocol == "udp":
+        local_preference = 65535 if ":" in address else 65279
+    else:
+        direction = 4 if kind is CandidateType.SRFLX else 6
+        local_preference = (direction << 13) + (8191 if ":" in address else 8190)
     return (_TYPE_PREFERENCE[kind] << 24) + (local_preference << 8) + 255
 
 
-def foundation(kind: CandidateType, base: str, server: str = "") -> str:
-    """Equal for candidates of one type, base and server (RFC 8445 section 5.1.1.3)."""
-    return str(zlib.crc32(f"{kind.value}|udp|{base}|{server}".encode()))
+def foundation(kind: CandidateType, base: str, server: str = "", protocol: str = "udp") -> str:
+    """Equal for candidates of one type, base, server and transport protocol (RFC 8445
+    section 5.1.1.3)."""
+    return str(zlib.crc32(f"{kind.value}|{protocol}|{base}|{server}".encode()))
 
 
 @dataclass
@@ -111,6 +129,18 @@ class _Run:
     starved: dict[int, int] = field(default_factory=dict)
     #: Of those, how many found every slot taken (the rest found the budget spent).
     busy: dict[int, int] = field(default_factory=dict)
+    #: Per server: the REALM it challenged with, and when its first packet went out (ms).
+    realms: dict[int, str] = field(default_factory=dict)
+    first_sent: dict[int, float] = field(default_factory=dict)
+    #: The host candidates' UDP ports by local address: STUN Binding probes share them, as a
+    #: browser sends every Binding from its one socket per address.
+    host_ports: dict[str, int] = field(default_factory=dict)
+    #: (local address, server address, server port) of the Binding probes on a shared port:
+    #: a second probe of the same server address from there needs a port of its own.
+    shared: set[tuple[str, str, int]] = field(default_factory=set)
+    #: The bases of server-reflexive candidates that are no shared host socket (a probe's
+    #: own UDP port, a TCP connection): listed as host candidates of their own.
+    bases: list[Candidate] = field(default_factory=list)
 
     def elapsed_ms(self) -> float:
         return round((time.monotonic() - self.started) * 1000, 1)
@@ -137,11 +167,14 @@ async def gather(servers: Sequence[ServerSpec], options: GatherOptions,
     """Probe every server and return what each yielded. When `stop` is set (the CLI sets it
     on SIGINT or SIGTERM) the probes still running are cancelled, release what they
     allocated within STOP_BUDGET, and the report holds what was found until then."""
+    # Loading the trust store takes tens of milliseconds of CPU: done inside the run it would
+    # stall every probe's event handling and show in every time measured (the matrix's cells).
+    tls = _early_tls_context(options, servers)
     started_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
     started = time.monotonic()
     _allow_descriptors(options.concurrency + _SPARE_DESCRIPTORS)
     run = _Run(options, started, started + options.timeout, [],
-               asyncio.Semaphore(max(1, options.concurrency)))
+               asyncio.Semaphore(max(1, options.concurrency)), tls)
     host_sockets, host_candidates = _bind_host_sockets(run)
     run.local_ips = [c.address for c in host_candidates]
     implied = implied_stun_servers(servers) if options.turn_as_stun else []
@@ -154,15 +187,31 @@ async def gather(servers: Sequence[ServerSpec], options: GatherOptions,
     finally:
         for sock in host_sockets:
             sock.close()
+    results = tuple(dataclasses.replace(_outcome(run, index, spec, task), implied_by=turn)
+                    for index, (spec, task, turn) in enumerate(
+                        zip(servers, tasks, origin, strict=True)))
+    credentials = options.credentials
     return GatherReport(
         started_at=started_at,
         duration_ms=run.elapsed_ms(),
-        host_candidates=tuple(host_candidates),
-        results=tuple(dataclasses.replace(_outcome(run, index, spec, task), implied_by=turn)
-                      for index, (spec, task, turn) in enumerate(
-                          zip(servers, tasks, origin, strict=True))),
+        host_candidates=(*host_candidates, *run.bases),
+        results=results,
         interrupted=interrupted,
+        username=(credentials.username if credentials is not None
+                  and any(s.is_turn for s in servers) else None),
     )
+
+
+def _early_tls_context(options: GatherOptions,
+                       servers: Sequence[ServerSpec]) -> ssl.SSLContext | None:
+    """The TLS context, made before the run when a server needs it; None otherwise, or
+    when it cannot be made (the probe that needs it then reports why)."""
+    if not any(s.transport is Transport.TLS for s in servers):
+        return None
+    try:
+        return tls_context(options)
+    except (ssl.SSLError, OSError):
+        return None
 
 
 #: Descriptors beyond the probes' own: the interpreter, the host sockets, TLS, the terminal.
@@ -221,7 +270,8 @@ def _outcome(run: _Run, index: int, spec: ServerSpec,
         log.debug("! internal error probing %s", spec.url, exc_info=task.exception())
     found, errors = run.found.get(index, ([], []))
     return ProbeResult(spec, tuple(found), tuple(errors), run.elapsed_ms(),
-                       tuple(run.addresses.get(index, ())), unfinished="interrupted")
+                       tuple(run.addresses.get(index, ())), unfinished="interrupted",
+                       realm=run.realms.get(index), first_sent_ms=run.first_sent.get(index))
 
 
 def _bind_host_sockets(run: _Run) -> tuple[list[socket.socket], list[Candidate]]:
@@ -231,7 +281,11 @@ def _bind_host_sockets(run: _Run) -> tuple[list[socket.socket], list[Candidate]]
     candidates: list[Candidate] = []
     for ip in host_addresses():
         family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock = shareable_udp_socket(family)
+        except OSError as exc:
+            log.debug("! cannot create a socket for %s: %s", ip, exc)
+            continue
         try:
             sock.bind((ip, 0))
         except OSError as exc:
@@ -240,6 +294,7 @@ def _bind_host_sockets(run: _Run) -> tuple[list[socket.socket], list[Candidate]]
             continue
         sockets.append(sock)
         port = int(sock.getsockname()[1])
+        run.host_ports[ip] = port
         candidates.append(Candidate(
             type=CandidateType.HOST, protocol="udp", address=ip, port=port,
             foundation=foundation(CandidateType.HOST, ip), priority=priority(
@@ -248,15 +303,14 @@ def _bind_host_sockets(run: _Run) -> tuple[list[socket.socket], list[Candidate]]
 
 
 async def _probe_server(run: _Run, index: int, spec: ServerSpec) -> ProbeResult:
-    start = time.monotonic()
     try:
         addresses = await resolve(spec.host, spec.port, remaining(run.deadline))
     except ResolutionError as exc:
         failure = ProbeFailure(Cause.DNS, f"DNS lookup for {spec.host} failed: {exc}")
-        return _result(spec, start, [], [_event(run, spec, failure)])
+        return _result(run, index, spec, [], [_event(run, spec, failure)])
     if not addresses:
         failure = ProbeFailure(Cause.DNS, f"DNS lookup for {spec.host} returned no addresses")
-        return _result(spec, start, [], [_event(run, spec, failure)], addresses)
+        return _result(run, index, spec, [], [_event(run, spec, failure)], addresses)
 
     pairs = [(local, server) for server in addresses for local in run.local_ips
              if (":" in local) == (":" in server)]
@@ -264,7 +318,7 @@ async def _probe_server(run: _Run, index: int, spec: ServerSpec) -> ProbeResult:
         families = " or ".join(sorted({"IPv6" if ":" in a else "IPv4" for a in addresses}))
         failure = ProbeFailure(Cause.SOCKET,
                                f"this machine has no {families} address to reach {spec.host} from")
-        return _result(spec, start, [], [_event(run, spec, failure)], addresses)
+        return _result(run, index, spec, [], [_event(run, spec, failure)], addresses)
 
     run.addresses[index] = list(addresses)
     relay_families = run.options.relay_families if spec.is_turn else (None,)
@@ -277,7 +331,7 @@ async def _probe_server(run: _Run, index: int, spec: ServerSpec) -> ProbeResult:
 
     await asyncio.gather(*(attempt(local, server, family)
                            for local, server in pairs for family in relay_families))
-    result = _result(spec, start, candidates, errors, addresses)
+    result = _result(run, index, spec, candidates, errors, addresses)
     starved = run.starved.get(index, 0)
     if starved and not result.ok:
         busy = run.busy.get(index, 0)
@@ -306,16 +360,17 @@ async def _slotted(run: _Run, index: int, spec: ServerSpec, local_ip: str, serve
         run.starved[index] = run.starved.get(index, 0) + 1
         return [], []
     try:
-        return await _attempt(run, spec, local_ip, server, family=family)
+        return await _attempt(run, index, spec, local_ip, server, family=family)
     finally:
         run.slots.release()
 
 
-def _result(spec: ServerSpec, start: float, candidates: list[Candidate],
+def _result(run: _Run, index: int, spec: ServerSpec, candidates: list[Candidate],
             errors: list[ErrorEvent], addresses: Sequence[str] = ()) -> ProbeResult:
+    """The finished probe, timed like its candidates and errors: from the run's start."""
     return ProbeResult(server=spec, candidates=tuple(candidates), errors=tuple(errors),
-                       duration_ms=round((time.monotonic() - start) * 1000, 1),
-                       addresses=tuple(addresses))
+                       duration_ms=run.elapsed_ms(), addresses=tuple(addresses),
+                       realm=run.realms.get(index), first_sent_ms=run.first_sent.get(index))
 
 
 def _event(run: _Run, spec: ServerSpec, failure: ProbeFailure, local_ip: str | None = None,
@@ -327,17 +382,21 @@ def _event(run: _Run, spec: ServerSpec, failure: ProbeFailure, local_ip: str | N
         elapsed_ms=run.elapsed_ms(), problem=failure.problem)
 
 
-async def _attempt(run: _Run, spec: ServerSpec, local_ip: str, server: Address,
+async def _attempt(run: _Run, index: int, spec: ServerSpec, local_ip: str, server: Address,
                    follow_redirect: bool = True, family: int | None = None
                    ) -> tuple[list[Candidate], list[ErrorEvent]]:
     """One local address against one server address: candidates and error events."""
     channel: Channel | None = None
+    connecting_at = time.monotonic()  # a TCP connection attempt is the first packet
+    shared: tuple[str, str, int] | None = None
     try:
-        channel = await _open(run, spec, local_ip, server)
+        if spec.transport is Transport.UDP and not spec.is_turn:
+            shared = _share_host_port(run, local_ip, server)
+        channel = await _open(run, spec, local_ip, server, shared is not None)
         if spec.is_turn:
-            return await _turn(run, spec, channel, family)
+            return await _turn(run, index, spec, channel, family)
         mapped = await probes.binding(channel, run.deadline)
-        return [_reflexive(run, spec, mapped, channel.local_address)], []
+        return [_reflexive(run, spec, mapped, channel)], []
     except probes.Redirect as redirect:
         local_port = channel.local_address[1] if channel else None
         event = _event(run, spec, redirect, local_ip, local_port, server)
@@ -345,9 +404,11 @@ async def _attempt(run: _Run, spec: ServerSpec, local_ip: str, server: Address,
             return [], [event]
         # RFC 8489 section 10: follow ALTERNATE-SERVER once, and report both.
         if channel is not None:
+            _sent(run, index, spec, channel, connecting_at)
             channel.close()
             channel = None
-        found, events = await _attempt(run, spec, local_ip, redirect.alternate, False, family)
+        found, events = await _attempt(run, index, spec, local_ip, redirect.alternate, False,
+                                       family)
         return found, [event, *events]
     except ProbeFailure as failure:
         local_port = channel.local_address[1] if channel else None
@@ -358,18 +419,47 @@ async def _attempt(run: _Run, spec: ServerSpec, local_ip: str, server: Address,
                                                 f"{describe(server)}: {type(exc).__name__}: {exc}")
         return [], [_event(run, spec, internal, local_ip, None, server)]
     finally:
+        _sent(run, index, spec, channel, connecting_at)
+        if shared is not None:
+            run.shared.discard(shared)
         if channel is not None:
             channel.close()
 
 
-async def _open(run: _Run, spec: ServerSpec, local_ip: str, server: Address) -> Channel:
+def _share_host_port(run: _Run, local_ip: str, server: Address) -> tuple[str, str, int] | None:
+    """Claim the host candidate's port of `local_ip` for a Binding probe of `server`; None
+    when there is no such port or a probe of the same server address holds it (the two
+    connected sockets could not tell their datagrams apart)."""
+    key = (local_ip, server[0], server[1])
+    if local_ip not in run.host_ports or key in run.shared:
+        return None
+    run.shared.add(key)
+    return key
+
+
+def _sent(run: _Run, index: int, spec: ServerSpec, channel: Channel | None,
+          connecting_at: float) -> None:
+    """Note when this attempt's first packet went out, if it is the server's first."""
+    if channel is not None:
+        at = channel.first_sent_at
+    else:  # a TCP connection attempt that failed; a UDP socket that never sent is nothing
+        at = connecting_at if spec.transport is not Transport.UDP else None
+    if at is None:
+        return
+    ms = round((at - run.started) * 1000, 1)
+    if index not in run.first_sent or ms < run.first_sent[index]:
+        run.first_sent[index] = ms
+
+
+async def _open(run: _Run, spec: ServerSpec, local_ip: str, server: Address,
+                share_port: bool = False) -> Channel:
     if spec.transport is Transport.UDP:
-        return await open_udp(local_ip, server)
+        return await open_udp(local_ip, server, run.host_ports[local_ip] if share_port else 0)
     tls = run.tls_context() if spec.transport is Transport.TLS else None
     return await open_stream(local_ip, server, run.deadline, tls, spec.host)
 
 
-async def _turn(run: _Run, spec: ServerSpec, channel: Channel,
+async def _turn(run: _Run, index: int, spec: ServerSpec, channel: Channel,
                 family: int | None) -> tuple[list[Candidate], list[ErrorEvent]]:
     credentials = run.options.credentials
     attempt = probes.Attempt()
@@ -387,6 +477,9 @@ async def _turn(run: _Run, spec: ServerSpec, channel: Channel,
         if attempt.auth is not None and failure.cause is not Cause.RESPONSE:
             await probes.release_with(channel, attempt.auth, credentials)
         raise
+    finally:
+        if attempt.realm is not None:
+            run.realms[index] = attempt.realm
     found: list[Candidate] = []
     mapped = allocation.mapped_address
     relayed = allocation.relayed_address
@@ -400,7 +493,7 @@ async def _turn(run: _Run, spec: ServerSpec, channel: Channel,
     # Without TURN-as-STUN, the mapped address of a UDP allocation stands for the srflx
     # candidate browsers get from that server; over TCP it is a TCP mapping, useless for UDP.
     if mapped is not None and spec.transport is Transport.UDP and not run.options.turn_as_stun:
-        found.append(_reflexive(run, spec, mapped, channel.local_address))
+        found.append(_reflexive(run, spec, mapped, channel))
     releasing = asyncio.ensure_future(probes.release(channel, allocation, credentials))
     try:
         await asyncio.shield(releasing)
@@ -413,9 +506,32 @@ async def _turn(run: _Run, spec: ServerSpec, channel: Channel,
     return found, recovered
 
 
-def _reflexive(run: _Run, spec: ServerSpec, mapped: Address, base: Address) -> Candidate:
+def _reflexive(run: _Run, spec: ServerSpec, mapped: Address, channel: Channel) -> Candidate:
+    """The server-reflexive candidate, labelled with the transport of the mapping (a stuns:
+    server maps a TCP connection, RFC 6544), its base listed among the host candidates."""
+    base = channel.local_address
+    protocol = "udp" if channel.transport == "udp" else "tcp"
+    tcp_type = None if protocol == "udp" else "active"
+    _list_base(run, spec, base, protocol, tcp_type)
     return Candidate(
-        type=CandidateType.SRFLX, protocol="udp", address=mapped[0], port=mapped[1],
+        type=CandidateType.SRFLX, protocol=protocol, address=mapped[0], port=mapped[1],
         related_address=base[0], related_port=base[1], url=spec.url,
-        foundation=foundation(CandidateType.SRFLX, base[0], spec.host),
-        priority=priority(CandidateType.SRFLX, base[0]), elapsed_ms=run.elapsed_ms())
+        foundation=foundation(CandidateType.SRFLX, base[0], spec.host, protocol),
+        priority=priority(CandidateType.SRFLX, base[0], protocol),
+        elapsed_ms=run.elapsed_ms(), tcp_type=tcp_type)
+
+
+def _list_base(run: _Run, spec: ServerSpec, base: Address, protocol: str,
+               tcp_type: str | None) -> None:
+    """A srflx's related address is its base, a host candidate (RFC 8445 section 5.1.1.2):
+    a base that is not a shared host socket is listed as one, with the URL it served."""
+    if protocol == "udp" and run.host_ports.get(base[0]) == base[1]:
+        return
+    if any(c.address == base[0] and c.port == base[1] and c.protocol == protocol
+           for c in run.bases):
+        return
+    run.bases.append(Candidate(
+        type=CandidateType.HOST, protocol=protocol, address=base[0], port=base[1],
+        foundation=foundation(CandidateType.HOST, base[0], protocol=protocol),
+        priority=priority(CandidateType.HOST, base[0], protocol), elapsed_ms=run.elapsed_ms(),
+        url=spec.url, tcp_type=tcp_type))

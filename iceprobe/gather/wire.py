@@ -33,6 +33,10 @@ class Request:
     name: str
     transaction_id: bytes
     data: bytes
+    #: For the trace: the USERNAME and REALM it carries (with NONCE and MESSAGE-INTEGRITY);
+    #: None for a request without credentials.
+    username: str | None = None
+    realm: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,7 +109,8 @@ def allocate_request(auth: LongTermAuth | None, family: int | None = None) -> Re
     data = _with_length(data)
     if auth is not None:
         data = _append_auth(data, auth)
-    return Request(f"Allocate(IPv{family})", message.transaction_id, data)
+    return Request(f"Allocate(IPv{family})", message.transaction_id, data,
+                   username=auth.username if auth else None, realm=auth.realm if auth else None)
 
 
 def _with_length(data: bytes) -> bytes:
@@ -149,6 +154,8 @@ def _finish(message: stun.Message, name: str, auth: LongTermAuth | None) -> Requ
         message.attributes["REALM"] = auth.realm
         message.attributes["NONCE"] = auth.nonce
         message.add_message_integrity(auth.key)
+        return Request(name, message.transaction_id, bytes(message), auth.username,
+                       auth.realm)
     return Request(name, message.transaction_id, bytes(message))
 
 

@@ -27,6 +27,7 @@ def report_document(report: Report) -> dict[str, Any]:
         "ok": report.ok,
         "interrupted": report.interrupted,
         "require": report.require.value,
+        "username": gathered.username,
         "servers": [_server(r, report.status_of(r)) for r in gathered.results],
         "candidates": [_candidate(c) for c in gathered.candidates],
         "errors": [_error(e, report.predicts_browser) for e in gathered.errors],
@@ -85,6 +86,9 @@ def _relay(check: RelayCheck) -> dict[str, Any]:
         "ice_connected_ms": check.ice_connected_ms,
         "dtls_connected_ms": check.dtls_connected_ms,
         "channel_open_ms": check.channel_open_ms,
+        "ice_check_retransmissions": check.ice_check_retransmissions,
+        "ice_note": check.ice_note,
+        "interrupted": check.interrupted,
         "pair": None if pair is None else {
             "local_address": pair.local, "local_port": pair.local_port,
             "remote_address": pair.remote, "remote_port": pair.remote_port,
@@ -123,6 +127,8 @@ def _server(result: ProbeResult, status: str) -> dict[str, Any]:
         "unfinished": result.unfinished,
         "implied_by": result.implied_by,
         "duration_ms": result.duration_ms,
+        "realm": result.realm,
+        "first_sent_ms": result.first_sent_ms,
     }
 
 
@@ -136,6 +142,7 @@ def _candidate(candidate: Candidate) -> dict[str, Any]:
         "related_port": candidate.related_port,
         "url": candidate.url,
         "relay_protocol": candidate.relay_protocol,
+        "tcp_type": candidate.tcp_type,
         "foundation": candidate.foundation,
         "priority": candidate.priority,
         "elapsed_ms": candidate.elapsed_ms,

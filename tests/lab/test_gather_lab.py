@@ -343,9 +343,10 @@ def test_turn_as_stun_can_be_turned_off_and_never_applies_to_tcp(
     specs = [parse_server_url(udp)]
     off = asyncio.run(gather(specs, GatherOptions(timeout=5, credentials=GOOD,
                                                   turn_as_stun=False)))
-    # Off: one server, and the allocation's mapped address stands for its srflx.
+    # Off: one server, and the allocation's mapped address stands for its srflx (whose
+    # base, the TURN probe's socket, is listed as a host candidate with that URL).
     assert [r.server.url for r in off.results] == [udp]
-    assert types_by_url(off)[udp] == {"relay", "srflx"}
+    assert types_by_url(off)[udp] == {"relay", "srflx", "host"}
     run = run_cli("gather", "--turn", udp, "-u", LAB_USER, "-p", LAB_PASSWORD,
                   "--no-turn-as-stun", "--json")
     assert [s["url"] for s in run.json()["servers"]] == [udp]

@@ -230,13 +230,12 @@ def test_table_shows_ipv6_urls_starting_with_a_digit() -> None:
 # --- JSON -----------------------------------------------------------------------------------
 
 TOP_LEVEL_KEYS = {"schema_version", "tool", "started_at", "duration_ms", "status", "ok",
-                  "interrupted",
-                  "require",
+                  "interrupted", "require", "username",
                   "servers", "candidates", "errors", "verdicts"}
 SERVER_KEYS = {"url", "scheme", "host", "port", "transport", "addresses", "status",
-               "unfinished", "implied_by", "duration_ms"}
+               "unfinished", "implied_by", "duration_ms", "realm", "first_sent_ms"}
 CANDIDATE_KEYS = {"type", "protocol", "address", "port", "related_address", "related_port",
-                  "url", "relay_protocol", "foundation", "priority", "elapsed_ms"}
+                  "url", "relay_protocol", "tcp_type", "foundation", "priority", "elapsed_ms"}
 ERROR_KEYS = {"url", "address", "port", "server_address", "server_port", "error_code",
               "error_text", "cause", "problem", "elapsed_ms", "browser"}
 VERDICT_KEYS = {"id", "severity", "title", "detail", "hint", "urls", "role", "key",
@@ -267,7 +266,8 @@ def test_json_servers_have_their_fields() -> None:
         assert set(server) == SERVER_KEYS
     assert servers[0] == {"url": STUN_URL, "scheme": "stun", "host": "stun.example.com",
                           "port": 3478, "transport": "udp", "addresses": [], "status": "ok",
-                          "unfinished": None, "implied_by": None, "duration_ms": 5001.0}
+                          "unfinished": None, "implied_by": None, "duration_ms": 5001.0,
+                          "realm": None, "first_sent_ms": None}
     assert servers[1]["url"] == TURN_URL
     assert servers[1]["scheme"] == "turn"
     assert servers[1]["transport"] == "tcp"
@@ -285,7 +285,7 @@ def test_json_candidates_have_their_fields_hosts_first() -> None:
     assert candidates[2] == {"type": "srflx", "protocol": "udp", "address": PUBLIC_V4,
                              "port": 61000, "related_address": LOCAL_V4,
                              "related_port": 50000, "url": STUN_URL, "relay_protocol": None,
-                             "foundation": "f-srflx",
+                             "tcp_type": None, "foundation": "f-srflx",
                              "priority": 100, "elapsed_ms": 21.0}
 
 

@@ -225,6 +225,25 @@ def test_rtcstats_chrome_export_quoted_states_and_page_from_create() -> None:
     assert len(result.gathered.candidates) == 3  # the addIceCandidate srflx is the peer's
 
 
+def test_rtcstats_page_level_rows_of_chrome_156_make_no_phantom_session() -> None:
+    """Issue 15 item 7: Chrome's export files getUserMedia under `"<rid>-0"`, an id no
+    PeerConnection has; it used to become an empty session with a dump-incomplete warning."""
+    [item] = items("rtcstats-chrome156-getusermedia.txt")
+    assert item.id == "52-1"
+    [found] = sessions("rtcstats-chrome156-getusermedia.txt")
+    assert not failing(found) and "dump-incomplete" not in found
+    done = run(str(FIXTURES / "rtcstats-chrome156-getusermedia.txt"), "--json")
+    assert [d["source"]["session"] for d in json.loads(done.stdout)["sessions"]] == ["52-1"]
+
+
+def test_rtcstats_dump_with_only_page_level_rows_has_no_peerconnection() -> None:
+    lines = (FIXTURES / "rtcstats-chrome156-getusermedia.txt").read_text().splitlines()
+    page_only = [line for line in lines if '"52-1"' not in line]
+    assert any('"52-0"' in line for line in page_only)
+    with pytest.raises(RecordingError, match="no PeerConnection"):
+        items("x", "\n".join(page_only).encode())
+
+
 def test_rtcstats_unknown_codes_are_ignored_not_guessed() -> None:
     lines = (FIXTURES / "rtcstats-turn-timeout.txt").read_text().splitlines()
     recoded = lines[:2] + [line.replace("[24,", "[99,", 1) for line in lines[2:]]

@@ -185,6 +185,24 @@ def test_chrome_m142_slow_relay_is_slow_turn_and_full_version_is_named() -> None
     assert "142.0.0.0" in result.source.browser
 
 
+def test_chrome_failed_to_establish_connection_claims_no_cause_unless_it_was_connected(
+        ) -> None:
+    """Issue 15 item 1: this text used to become `refused` by keyword, even on turns:,
+    where the certificate is the usual cause. Without a local port the connection never
+    came up (refused or TLS: Chrome does not say); with one, the server closed it."""
+    [result] = analysed("chrome-m156-tcp-tls-failed.json")
+    causes = {e.url: e.cause.value for e in result.gathered.errors}
+    assert causes == {"turn:turn.example.com:443?transport=tcp": "connect",
+                      "turns:turn.example.com:5349?transport=tcp": "connect",
+                      "turn:relay.example.com:3478?transport=tcp": "closed"}
+    hints = {v.urls[0]: v.hint for v in evaluate(result.evidence)
+             if v.id == "server-unreachable"}
+    turns = hints["turns:turn.example.com:5349"]
+    assert "Not certain" in turns and "certificate" in turns and "refused" in turns
+    assert "Not certain" in hints["turn:turn.example.com:443?transport=tcp"]
+    assert "Not certain" not in hints["turn:relay.example.com:3478?transport=tcp"]
+
+
 # rtcstats
 
 def test_rtcstats_js_numeric_codes_remote_candidates_and_delta_times() -> None:

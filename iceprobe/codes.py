@@ -153,7 +153,8 @@ CODES: tuple[CodeInfo, ...] = (
     _entry(701, "Server not reachable", _W3C, (BROWSER,),
            "The browser's catch-all for a server it could not use: DNS failure, socket "
            "error, unreachable network or port, refused or closed connection, TLS failure, or "
-           "no answer (browsers wait about 40 s to say so). iceprobe names the precise cause.",
+           "no answer (browsers wait about 40 s to say so; a failed TCP or TLS connection "
+           "is reported at once). iceprobe names the precise cause.",
            "See the cause: iceprobe explain dns, unreachable, timeout, …",
            "server-unreachable"),
 )
@@ -170,12 +171,15 @@ def _cause(cause: Cause, meaning: str, remedy: str, aliases: tuple[str, ...] = (
 
 #: One entry per iceprobe cause, in `Cause` order. The aliases are libwebrtc's errorText
 #: strings (stun_port.cc, turn_port.cc), so `match_text` maps what a browser printed to its
-#: cause. Two of them are a judgement call, since libwebrtc says them for more than one
-#: cause: "Failed to connect to TURN server." comes from a TCP/TLS connect that failed,
-#: which is almost always a reset (nothing listens), so it maps to `refused`; "TURN server
-#: connection closed" comes once the connection was up, so it maps to `closed`. MALFORMED
-#: and INTERNAL are not reachability failures (`ErrorEvent.is_unreachable` is False), so
-#: they lead to `server-error`, not `server-unreachable`.
+#: cause. Some are a judgement call, since libwebrtc says them for more than one cause:
+#: "Failed to connect to TURN server." comes from a TCP/TLS connect that failed, which is
+#: almost always a reset (nothing listens), so it maps to `refused`; "TURN server
+#: connection closed" comes once the connection was up, so it maps to `closed`. Chromium
+#: 156's "Failed to establish connection" covers refused, TLS and closed alike (measured,
+#: docs/chrome.md), so it maps to `connect`, which claims none of them; a recording can
+#: narrow it (iceprobe.recordings.evidence). MALFORMED and INTERNAL are not reachability
+#: failures (`ErrorEvent.is_unreachable` is False), so they lead to `server-error`, not
+#: `server-unreachable`.
 CAUSES_701: tuple[CodeInfo, ...] = (
     _cause(Cause.DNS, "The server's name did not resolve (NXDOMAIN, no A/AAAA record, or no "
            "resolver answer).",
@@ -203,6 +207,16 @@ CAUSES_701: tuple[CodeInfo, ...] = (
     _cause(Cause.CLOSED, "The server closed or reset the connection in the middle of a "
            "request.", "Check the server's logs: it may reject the client or crash.",
            ("TURN server connection closed.",)),
+    _cause(Cause.CONNECT, "Chrome's TCP or TLS connection to the TURN server (turn:…?transport="
+           "tcp, turns:) failed, and Chrome does not say why. Measured in Chromium 156: a "
+           "refused port, a TLS handshake rejected (untrusted, expired or misnamed "
+           "certificate), the server closing the connection, and, after about 30 s, a TLS "
+           "handshake that got no answer. A silent server gives a timeout instead.",
+           "Not certain which: run iceprobe gather on the URL, which names the cause. On "
+           "turns: the likely causes are, in order, the certificate (chain, name, dates), a "
+           "port that does not speak TLS, and a refused port; on turn:…?transport=tcp, "
+           "nothing listening on that TCP port or a firewall rejecting it.",
+           ("Failed to establish connection",)),
     _cause(Cause.TIMEOUT, "No answer arrived within the time budget: the server is down, or "
            "a firewall silently drops the traffic (often UDP on corporate networks). Browsers "
            "take about 40 s to report this; iceprobe reports it after its own budget.",

@@ -59,6 +59,9 @@ class Cause(str, enum.Enum):
     REFUSED = "refused"
     TLS = "tls"
     CLOSED = "closed"
+    #: A browser's TCP/TLS connection to a TURN server failed and the browser did not say
+    #: why (Chrome's "Failed to establish connection"); only recordings have it.
+    CONNECT = "connect"
     TIMEOUT = "timeout"
     MALFORMED = "malformed"
     INTERNAL = "internal"

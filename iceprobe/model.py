@@ -110,6 +110,9 @@ class ErrorEvent:
     #: A machine-readable refinement of the cause, e.g. for `tls`: certificate-untrusted,
     #: hostname-mismatch, certificate-expired or handshake.
     problem: str | None = None
+    #: The relay address family (4 or 6) that the Allocate of this attempt asked for with
+    #: REQUESTED-ADDRESS-FAMILY (`--relay-family`); None when it sent none, as browsers do.
+    requested_family: int | None = None
 
     @property
     def is_unreachable(self) -> bool:

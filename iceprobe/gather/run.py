@@ -374,12 +374,14 @@ def _result(run: _Run, index: int, spec: ServerSpec, candidates: list[Candidate]
 
 
 def _event(run: _Run, spec: ServerSpec, failure: ProbeFailure, local_ip: str | None = None,
-           local_port: int | None = None, server: Address | None = None) -> ErrorEvent:
+           local_port: int | None = None, server: Address | None = None,
+           family: int | None = None) -> ErrorEvent:
     return ErrorEvent(
         url=spec.url, address=local_ip, port=local_port,
         server_address=server[0] if server else None, server_port=server[1] if server else None,
         error_code=failure.code, error_text=failure.text, cause=failure.cause,
-        elapsed_ms=run.elapsed_ms(), problem=failure.problem)
+        elapsed_ms=run.elapsed_ms(), problem=failure.problem,
+        requested_family=family if spec.is_turn else None)
 
 
 async def _attempt(run: _Run, index: int, spec: ServerSpec, local_ip: str, server: Address,
@@ -399,7 +401,7 @@ async def _attempt(run: _Run, index: int, spec: ServerSpec, local_ip: str, serve
         return [_reflexive(run, spec, mapped, channel)], []
     except probes.Redirect as redirect:
         local_port = channel.local_address[1] if channel else None
-        event = _event(run, spec, redirect, local_ip, local_port, server)
+        event = _event(run, spec, redirect, local_ip, local_port, server, family)
         if not follow_redirect or (":" in redirect.alternate[0]) != (":" in local_ip):
             return [], [event]
         # RFC 8489 section 10: follow ALTERNATE-SERVER once, and report both.
@@ -412,12 +414,12 @@ async def _attempt(run: _Run, index: int, spec: ServerSpec, local_ip: str, serve
         return found, [event, *events]
     except ProbeFailure as failure:
         local_port = channel.local_address[1] if channel else None
-        return [], [_event(run, spec, failure, local_ip, local_port, server)]
+        return [], [_event(run, spec, failure, local_ip, local_port, server, family)]
     except Exception as exc:  # a bug must still be a value, not a crash
         log.debug("! internal error probing %s", spec.url, exc_info=True)
         internal = ProbeFailure(Cause.INTERNAL, f"iceprobe failed while probing "
                                                 f"{describe(server)}: {type(exc).__name__}: {exc}")
-        return [], [_event(run, spec, internal, local_ip, None, server)]
+        return [], [_event(run, spec, internal, local_ip, None, server, family)]
     finally:
         _sent(run, index, spec, channel, connecting_at)
         if shared is not None:
@@ -501,7 +503,7 @@ async def _turn(run: _Run, index: int, spec: ServerSpec, channel: Channel,
         await releasing  # a stop must not cut a release short: it is bounded on its own
         raise
     local = channel.local_address
-    recovered = [_event(run, spec, failure, local[0], local[1], channel.server_address)
+    recovered = [_event(run, spec, failure, local[0], local[1], channel.server_address, family)
                  for failure in allocation.recovered]
     return found, recovered
 

@@ -97,7 +97,8 @@ def _session(session: Session, slow_ms: float, require: Requirement) -> Analysis
         errors.setdefault(key, []).append(ErrorEvent(
             url=error.url, address=error.address, port=error.port, server_address=None,
             server_port=spec.port or None, error_code=error.code, error_text=error.text,
-            cause=_cause(error.code, error.text), elapsed_ms=elapsed(error.at)))
+            cause=_cause(error.code, error.text, connected=error.port is not None),
+            elapsed_ms=elapsed(error.at)))
 
     results = tuple(ProbeResult(spec, tuple(found.get(key, ())), tuple(errors.get(key, ())),
                                 None) for key, spec in servers.items())
@@ -179,11 +180,17 @@ def _candidate(recorded: RecordedCandidate, elapsed_ms: float | None) -> Candida
         else None)
 
 
-def _cause(code: int, text: str) -> Cause:
-    """The cause behind an error event, from the browser's errorText for a 7xx."""
+def _cause(code: int, text: str, connected: bool = False) -> Cause:
+    """The cause behind an error event, from the browser's errorText for a 7xx.
+
+    Chrome's "Failed to establish connection" (TCP or TLS to a TURN server) stays `connect`,
+    which claims no single cause, unless the event carries a local port: Chromium 156 gives
+    one only when the server closed a connection that was up (measured, docs/chrome.md)."""
     if not 700 <= code <= 799:
         return Cause.RESPONSE
     info = match_text(text)
+    if info is not None and info.cause == Cause.CONNECT.value and connected:
+        return Cause.CLOSED
     if info is not None and info.cause is not None:
         return Cause(info.cause)
     lowered = text.lower()

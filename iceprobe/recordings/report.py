@@ -74,4 +74,9 @@ def _error(entry: dict[str, Any]) -> ErrorEvent:
         server_address=entry.get("server_address"), server_port=entry.get("server_port"),
         error_code=int(entry["error_code"]), error_text=str(entry["error_text"]),
         cause=Cause(entry["cause"]), elapsed_ms=entry.get("elapsed_ms"),
-        problem=entry.get("problem"))
+        problem=entry.get("problem"), requested_family=_family(entry.get("requested_family")))
+
+
+def _family(value: Any) -> int | None:
+    """REQUESTED-ADDRESS-FAMILY as a report writes it (4, 6 or null; absent before 0.2)."""
+    return value if value in (4, 6) and not isinstance(value, bool) else None

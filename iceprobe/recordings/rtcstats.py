@@ -31,12 +31,18 @@ MAGIC = "RTCStatsDump"
 
 #: rtcstats' compressed method names (rtcstats-shared's table), for the methods read here.
 METHOD_CODES = {
+    60: "navigator.mediaDevices.getUserMedia", 61: "navigator.mediaDevices.getUserMediaOnSuccess",
+    62: "navigator.mediaDevices.getUserMediaOnFailure",
     10: "addIceCandidate", 20: "onicecandidate", 21: "onicecandidateerror",
     23: "onsignalingstatechange", 24: "oniceconnectionstatechange",
     25: "onconnectionstatechange", 26: "onicegatheringstatechange", 36: "close",
     38: "setConfiguration", 39: "create",
 }
 _STATES = {f"on{event}": kind for event, kind in STATE_EVENTS.items()}
+#: Methods of the page, not of a PeerConnection. rtcstats-js logs them with pcId null; Chrome's
+#: export gives them the id `"<rid>-0"` (webrtc_internals.js, `add-media`/`update-media`),
+#: which no PeerConnection has (their local ids start at 1): such rows never make a session.
+_PAGE_PREFIXES = ("navigator.", "getUserMedia", "getDisplayMedia", "enumerateDevices")
 
 
 def parse_rtcstats(text: str, file: str) -> list[Session]:
@@ -75,7 +81,8 @@ def parse_rtcstats(text: str, file: str) -> list[Session]:
             browser = _browser(entry[2])  # Chrome's export: the page's navigator facts
             for earlier in sessions.values():
                 earlier.browser = earlier.browser or browser
-        if not isinstance(method, str) or not isinstance(pc_id, str) or not pc_id:
+        if not isinstance(method, str) or not isinstance(pc_id, str) or not pc_id \
+                or _page_level(method):
             continue
         session = sessions.setdefault(pc_id, Session(
             format=FORMAT, file=file, id=pc_id, configuration_known=False,
@@ -85,6 +92,10 @@ def parse_rtcstats(text: str, file: str) -> list[Session]:
     if not sessions:
         raise RecordingError("rtcstats dump: no PeerConnection events in it")
     return list(sessions.values())
+
+
+def _page_level(method: str) -> bool:
+    return method.startswith(_PAGE_PREFIXES)
 
 
 def _unquote(value: Any) -> Any:

@@ -154,7 +154,7 @@ def _browser(event: ErrorEvent) -> dict[str, Any] | None:
     if view is None:
         return None
     return {"error_code": view.error_code, "error_text": view.error_text,
-            "after_ms": round(view.after_ms, 1)}
+            "after_ms": round(view.after_ms, 1), "address_null": view.address_null}
 
 
 def _error(event: ErrorEvent, browser: bool = False) -> dict[str, Any]:
@@ -169,6 +169,9 @@ def _error(event: ErrorEvent, browser: bool = False) -> dict[str, Any]:
         "cause": event.cause.value,
         "problem": event.problem,
         "elapsed_ms": event.elapsed_ms,
+        # Only for an Allocate that asked for a family (--relay-family ipv6|both).
+        **({"requested_family": event.requested_family}
+           if event.requested_family is not None else {}),
         **({"browser": _browser(event)} if browser else {}),
     }
 

@@ -38,6 +38,33 @@ scenario                 url  what Chromium reported                            
 (e) S + T on a closed    S    701 "STUN binding request timed out."                    39900-39915
     UDP port             T    701 "TURN allocate request timed out."                   39965-39975
                               no candidate; complete                                   39970
+TCP and TLS (issue 15; C = turn:…?transport=tcp, L = turns:, which Chromium names
+`L?transport=tcp`; "null" = the event's address and port are null, else they are the masked
+local address and port):
+(f) C, refused port      C    701 "Failed to establish connection", null               75-375
+(g) C, accepted, silent  C    701 "TURN allocate request timed out.", address and port 40180
+(h) L, untrusted cert    L    701 "Failed to establish connection", null               310-910
+(i) L, cert for another  L    701 "Failed to establish connection", null               210-340
+    name, CA trusted
+(j) L, CA trusted        L    relay, relayProtocol tls; no error                       ~290
+(k) L, accepted, TLS     L    701 "Failed to establish connection", null               30080
+    never answered
+(l) stuns:IP:P, P the    S'   srflx under stun:IP:P (plain STUN over UDP); no error    ~700
+    UDP port of coturn
+
+Measured outside the test scenarios (the same lab, by hand):
+- C, the server accepts and closes at once: "Failed to establish connection", null, 80 ms.
+  It reads the Allocate, then closes: the same text with address and port, 1.1 s. It answers
+  HTTP, then closes: the same, with address and port, 1.3 s.
+- C, SYNs dropped (nftables drop on the port): no event, and gathering never completed, in
+  310 s.
+- L, a refused port: "Failed to establish connection", null, 75 ms. L at coturn's plain TCP
+  port (no TLS there): the same after 30.3 s.
+- stuns:IP (no port): srflx under stun:IP:3478, so the default port is 3478, not 5349.
+  stuns: at a port where nothing answers over UDP: 701 "STUN binding request timed out." on
+  stun:IP:P after 40.4 s.
+- The CA is trusted through the run's own NSS database ($HOME/.pki/nssdb, `trust_ca`), which
+  Chromium on Linux honours for TURN over TLS too.
 
 Measured outside the test scenarios:
 - The error text is Chromium's own, not the server's reason phrase. coturn says
@@ -67,6 +94,7 @@ import os
 import queue
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -398,10 +426,12 @@ def _page_server(address: str) -> Iterator[_PageServer]:
 
 
 def chromium_gather(ice_servers: list[dict[str, Any]], timeout: float = 60.0,
-                    lan: LanNamespace | None = None) -> BrowserResult:
+                    lan: LanNamespace | None = None,
+                    trusted_ca: Path | None = None) -> BrowserResult:
     """Gather ICE candidates in headless Chromium inside the lan namespace with these
     iceServers (RTCConfiguration form); return what its page saw. The page reports when
-    gathering completes, or after `timeout` - 10 s; Chromium is killed before returning."""
+    gathering completes, or after `timeout` - 10 s; Chromium is killed before returning.
+    `trusted_ca` (PEM) is added as a trusted root to this run's own NSS database."""
     lan = lan or active_lan()
     binary = chromium_binary()
     if binary is None:
@@ -420,6 +450,8 @@ def chromium_gather(ice_servers: list[dict[str, Any]], timeout: float = 60.0,
                "XDG_CONFIG_HOME": os.path.join(profile, "config"),
                "XDG_CACHE_HOME": os.path.join(profile, "cache"), "LANG": "C.UTF-8"}
         user_data = os.path.join(profile, "user-data")
+        if trusted_ca is not None:
+            trust_ca(profile, trusted_ca)
         argv = [binary, *CHROMIUM_FLAGS, f"--user-data-dir={user_data}", url]
         with open(log_path, "wb") as log:
             process = lan.popen(argv, stdout=log, stderr=subprocess.STDOUT,
@@ -429,6 +461,21 @@ def chromium_gather(ice_servers: list[dict[str, Any]], timeout: float = 60.0,
         finally:
             _stop_chromium(process, profile)
     return _parse_result(document)
+
+
+def trust_ca(home: str, ca: Path) -> None:
+    """Make `ca` a trusted root for a Chromium whose $HOME is `home`: Chromium on Linux
+    honours the roots of the user's NSS database ($HOME/.pki/nssdb), made here with
+    certutil (Debian libnss3-tools)."""
+    certutil = shutil.which("certutil")
+    if certutil is None:
+        raise BrowserLabUnavailable("certutil is missing (apt-get install libnss3-tools; "
+                                    "scripts/test installs it)")
+    database = os.path.join(home, ".pki", "nssdb")
+    os.makedirs(database)
+    _run([certutil, "-d", f"sql:{database}", "-N", "--empty-password"])
+    _run([certutil, "-d", f"sql:{database}", "-A", "-n", "iceprobe-lab-ca", "-t", "C,,",
+          "-i", str(ca)])
 
 
 def _wait_for_result(server: _PageServer, process: subprocess.Popen[Any], timeout: float,
@@ -482,6 +529,42 @@ def processes_using(directory: str) -> list[int]:
         except OSError:
             continue
     return found
+
+
+# --- A TCP server that never answers -----------------------------------------------------------
+
+
+class SilentTcpServer:
+    """A TCP listener that accepts every connection and never sends a byte: a TURN server
+    whose process hangs, or a middlebox that holds connections. Reached with `turns:` it is
+    a TLS server that never answers the ClientHello."""
+
+    def __init__(self, ip: str, port: int) -> None:
+        self.sock = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET)
+        self.sock.bind((ip, port))
+        self.sock.listen(16)
+        self.ip = ip
+        self.port = int(self.sock.getsockname()[1])
+        self._held: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, name="silent-tcp", daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.sock.accept()
+            except OSError:
+                return  # closed
+            self._held.append(connection)
+
+    def close(self) -> None:
+        # shutdown() wakes the accept() in the thread; close() alone would not.
+        with suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        self._thread.join(timeout=5)
+        for connection in self._held:
+            connection.close()
 
 
 # --- Comparing the two -----------------------------------------------------------------------

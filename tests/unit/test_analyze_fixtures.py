@@ -185,6 +185,24 @@ def test_chrome_m142_slow_relay_is_slow_turn_and_full_version_is_named() -> None
     assert "142.0.0.0" in result.source.browser
 
 
+def test_chrome_failed_to_establish_connection_claims_no_cause_unless_it_was_connected(
+        ) -> None:
+    """Issue 15 item 1: this text used to become `refused` by keyword, even on turns:,
+    where the certificate is the usual cause. Without a local port the connection never
+    came up (refused or TLS: Chrome does not say); with one, the server closed it."""
+    [result] = analysed("chrome-m156-tcp-tls-failed.json")
+    causes = {e.url: e.cause.value for e in result.gathered.errors}
+    assert causes == {"turn:turn.example.com:443?transport=tcp": "connect",
+                      "turns:turn.example.com:5349?transport=tcp": "connect",
+                      "turn:relay.example.com:3478?transport=tcp": "closed"}
+    hints = {v.urls[0]: v.hint for v in evaluate(result.evidence)
+             if v.id == "server-unreachable"}
+    turns = hints["turns:turn.example.com:5349"]
+    assert "Not certain" in turns and "certificate" in turns and "refused" in turns
+    assert "Not certain" in hints["turn:turn.example.com:443?transport=tcp"]
+    assert "Not certain" not in hints["turn:relay.example.com:3478?transport=tcp"]
+
+
 # rtcstats
 
 def test_rtcstats_js_numeric_codes_remote_candidates_and_delta_times() -> None:
@@ -223,6 +241,25 @@ def test_rtcstats_chrome_export_quoted_states_and_page_from_create() -> None:
     assert result.source.page_url == "https://app.example.com/call"
     assert result.source.browser == "Google Chrome 143 on Linux"
     assert len(result.gathered.candidates) == 3  # the addIceCandidate srflx is the peer's
+
+
+def test_rtcstats_page_level_rows_of_chrome_156_make_no_phantom_session() -> None:
+    """Issue 15 item 7: Chrome's export files getUserMedia under `"<rid>-0"`, an id no
+    PeerConnection has; it used to become an empty session with a dump-incomplete warning."""
+    [item] = items("rtcstats-chrome156-getusermedia.txt")
+    assert item.id == "52-1"
+    [found] = sessions("rtcstats-chrome156-getusermedia.txt")
+    assert not failing(found) and "dump-incomplete" not in found
+    done = run(str(FIXTURES / "rtcstats-chrome156-getusermedia.txt"), "--json")
+    assert [d["source"]["session"] for d in json.loads(done.stdout)["sessions"]] == ["52-1"]
+
+
+def test_rtcstats_dump_with_only_page_level_rows_has_no_peerconnection() -> None:
+    lines = (FIXTURES / "rtcstats-chrome156-getusermedia.txt").read_text().splitlines()
+    page_only = [line for line in lines if '"52-1"' not in line]
+    assert any('"52-0"' in line for line in page_only)
+    with pytest.raises(RecordingError, match="no PeerConnection"):
+        items("x", "\n".join(page_only).encode())
 
 
 def test_rtcstats_unknown_codes_are_ignored_not_guessed() -> None:

@@ -163,6 +163,8 @@ def test_a_response_has_no_701_entry() -> None:
     ("TURN allocate request timed out.", "timeout"),
     ("STUN binding request timed out.", "timeout"),
     ("Failed to connect to TURN server.", "refused"),
+    ("Failed to establish connection", "connect"),
+    ("failed to establish connection.", "connect"),
     ("TURN server connection closed", "closed"),
     ("TURN server connection closed.", "closed"),
     ("  stun   HOST lookup received error  ", "dns"),

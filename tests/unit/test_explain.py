@@ -72,6 +72,21 @@ def test_browser_error_texts_map_to_their_701_cause(text: str, cause: str) -> No
     assert (entry.code, entry.cause) == (701, cause)
 
 
+def test_explain_failed_to_establish_connection_names_tcp_and_tls_causes() -> None:
+    """Issue 15 item 1: Chromium 156's text for a failed TURN/TCP or TLS connection used to
+    exit 2."""
+    done = subprocess.run([sys.executable, "-m", "iceprobe", "explain",
+                           "Failed to establish connection", "--json"],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    [entry] = json.loads(done.stdout)
+    assert (entry["code"], entry["cause"], entry["verdict"]) == (701, "connect",
+                                                                 "server-unreachable")
+    for words in ("refused", "certificate", "TLS handshake", "30 s"):
+        assert words in entry["meaning"]
+    assert "Not certain" in entry["remedy"] and "turns:" in entry["remedy"]
+
+
 @pytest.mark.parametrize("code, name", [(438, "Stale Nonce"), (300, "Try Alternate"),
                                         (487, "Role Conflict"), (447, "Connection Timeout "
                                                                       "or Failure")])

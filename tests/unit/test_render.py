@@ -299,10 +299,11 @@ def test_json_errors_have_their_fields_in_time_order() -> None:
                          "error_code": 401, "error_text": "Unauthorized",
                          "cause": "response", "problem": None, "elapsed_ms": 35.0,
                          "browser": {"error_code": 401, "error_text": "Unauthorized.",
-                                     "after_ms": 35.0}}
+                                     "after_ms": 35.0, "address_null": False}}
     assert errors[1]["cause"] == "timeout"
     assert errors[1]["browser"] == {"error_code": 701, "after_ms": 39750.0,
-                                    "error_text": "STUN binding request timed out."}
+                                    "error_text": "STUN binding request timed out.",
+                                    "address_null": False}
     assert errors[1]["error_text"] == "STUN binding request timed out"
 
 

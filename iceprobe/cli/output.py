@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import stat
 import sys
 import tempfile
 from collections.abc import Callable, Coroutine, Iterator
@@ -169,7 +170,7 @@ def report_stream(path: str | None) -> Iterator[TextIO]:
             yield cast(TextIO, handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(handle.name, 0o666 & ~_umask())
+        os.chmod(handle.name, _mode(path))
         os.replace(handle.name, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
@@ -179,12 +180,15 @@ def report_stream(path: str | None) -> Iterator[TextIO]:
         raise
 
 
-def _umask() -> int:
-    """The process's umask (a temporary file is created 0600; the report should get the
-    mode a plain `open` would give it)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _mode(path: str) -> int:
+    """The mode a plain `open(path, "w")` would leave (a temporary file is created 0600):
+    an existing file's own, else 0666 less the umask."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
 
 
 def emit(report: Report, output: Output) -> int:

@@ -108,6 +108,11 @@ def test_output_file_gets_the_mode_a_plain_open_would_give(tmp_path: Path) -> No
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    target.chmod(0o600)  # an existing report keeps its mode
+    done = subprocess.run([*ICEPROBE, "analyze", str(HEALTHY), "--json", "-o", str(target)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and json.loads(target.read_text())["ok"] is True
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
 
 
 def test_a_report_that_fails_half_way_leaves_the_old_file_and_no_temp(tmp_path: Path) -> None:
@@ -147,7 +152,8 @@ def test_an_unwritable_directory_is_refused(tmp_path: Path) -> None:
     locked.chmod(0o500)
     try:
         if os.access(locked, os.W_OK):
-            # root writes anywhere: make the directory unwritable for real instead
+            # root writes anywhere: then the file cannot be made when the report is
+            # written (after the probe), which must end the same way
             done = run("gather", "--stun", CLOSED, "--output", "/proc/iceprobe-report.json")
         else:
             done = run("gather", "--stun", CLOSED, "--output", str(locked / "r.json"))

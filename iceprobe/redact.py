@@ -168,8 +168,11 @@ def _relay(r: Redactor, check: RelayCheck) -> RelayCheck:
 
 
 def _verdict(r: Redactor, v: Verdict) -> Verdict:
+    # Keys and groups name the URL they are about: redacted like it, so links still match.
     return dataclasses.replace(v, title=r.text(v.title), detail=r.text(v.detail),
-                               urls=tuple(r.text(u) for u in v.urls))
+                               hint=r.text(v.hint), urls=tuple(r.text(u) for u in v.urls),
+                               key=r.text(v.key), caused_by=tuple(r.text(k) for k in v.caused_by),
+                               group=r.text(v.group), group_title=r.text(v.group_title))
 
 
 __all__ = ["Redactor", "redact"]

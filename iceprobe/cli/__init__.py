@@ -10,11 +10,13 @@ never pays for aiortc.
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import os
 import signal
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
@@ -59,6 +61,32 @@ class LazyGroup(click.Group):
             importlib.import_module(f"{__name__}.{cmd_name}")
         return self.commands.get(cmd_name)
 
+    def resolve_command(self, ctx: click.Context, args: list[str]
+                        ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0]
+        if name not in COMMANDS and not name.startswith("-") and not ctx.resilient_parsing:
+            raise click.UsageError(f"no such command {name!r}{_did_you_mean(name)}", ctx=ctx)
+        return super().resolve_command(ctx, args)
+
+    # A reader that goes away (`iceprobe --help | head -1`) is no error of ours: end quietly
+    # with exit 0, where click would exit 1. Help and --version are written while a context
+    # is made, command output while it is invoked. Commands that have verdicts to report
+    # guard their output themselves (output.report_stream) and keep their exit code.
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except BrokenPipeError:
+            _quiet_stdout()
+            raise click.exceptions.Exit(ExitCode.OK) from None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            _quiet_stdout()
+            return ExitCode.OK
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Commands"):
             formatter.write_dl(sorted(COMMANDS.items()))
@@ -90,6 +118,9 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         click.echo("iceprobe: terminated", err=True)
         sys.exit(ExitCode.TERMINATED)
     except InternalError as exc:
+        if isinstance(exc.original, BrokenPipeError):
+            _quiet_stdout()
+            sys.exit(ExitCode.OK)
         if exc.verbose:
             import traceback
 
@@ -98,6 +129,25 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     except Exception as exc:
         _internal(exc)
     sys.exit(code if isinstance(code, int) else ExitCode.OK)
+
+
+def _did_you_mean(name: str) -> str:
+    """A suggestion for a mistyped command: the closest name, or the one it begins."""
+    close = difflib.get_close_matches(name.lower(), list(COMMANDS), n=1, cutoff=0.6)
+    if not close:
+        close = [c for c in sorted(COMMANDS) if name and c.startswith(name.lower())][:1]
+    return f" (did you mean {close[0]!r}?)" if close else f" (commands: {', '.join(COMMANDS)})"
+
+
+def _quiet_stdout() -> None:
+    """After a write to a closed pipe: point stdout at /dev/null, so that nothing more is
+    written and Python's flush at exit does not fail again (and exit 120)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real stdout (e.g. captured by a test)
+        pass
 
 
 def _terminate(signum: int, frame: object) -> None:

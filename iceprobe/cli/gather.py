@@ -20,6 +20,7 @@ from .options import (
     tls_options,
 )
 from .output import Output, finish, run
+from .params import CheckedCommand, FiniteFloatRange
 
 if TYPE_CHECKING:
     import asyncio
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from ..model import Credentials, GatherReport, RelayCheck, ServerSpec
 
 
-@cli.command()
+@cli.command(cls=CheckedCommand)
 @click.option("--stun", "stun_servers", multiple=True, metavar="URL",
               callback=server_urls("STUN", (Scheme.STUN, Scheme.STUNS)),
               help="STUN server URL (stun: or stuns:); repeatable.")
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
               help="TURN server URL (turn: or turns:, ?transport=udp|tcp); repeatable.")
 @credential_options
 @tls_options
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True, max=300),
+@click.option("--timeout", type=FiniteFloatRange(min=0, min_open=True, max=300),
               default=5.0, show_default=True, metavar="SECONDS",
               help="Time budget of the whole gathering: every probe ends by then (plus at "
                    "most 1 s to release allocations).")
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
                    "slot within the same --timeout.")
 @require_option("each: every server must yield its candidate; any: one working STUN and "
                    "one working TURN server are enough.")
-@click.option("--slow-ms", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_SLOW_MS,
+@click.option("--slow-ms", type=FiniteFloatRange(min=0, min_open=True), default=DEFAULT_SLOW_MS,
               show_default=True, metavar="MS",
               help="A server whose first candidate takes longer is slow-server.")
 @click.option("--relay-family", type=click.Choice(["ipv4", "ipv6", "both"]), default="ipv4",
@@ -72,13 +73,15 @@ def gather(ctx: click.Context, stun_servers: tuple[ServerSpec, ...],
            require: str,
            slow_ms: float, relay_family: str, matrix: bool, ports: tuple[int, ...],
            turn_as_stun: bool, relay_check: bool, ignore: tuple[str, ...], redact: str | None,
-           as_json: bool, verbose: bool) -> int:
+           as_json: bool, output_path: str | None, verbose: bool) -> int:
     """Gather candidates from STUN/TURN servers and explain every failure.
 
     \b
     Exit codes: 0 no failing verdict, 1 a failing verdict, 2 bad usage,
                 3 internal error, 130 interrupted (SIGINT), 143 terminated (SIGTERM).
     """
+    if not stun_servers and not turn_servers:
+        raise click.UsageError("nothing to probe: give --stun URL or --turn URL", ctx=ctx)
     if ports and not matrix:
         raise click.UsageError("--port goes with --matrix", ctx=ctx)
     if relay_check and matrix:
@@ -93,13 +96,13 @@ def gather(ctx: click.Context, stun_servers: tuple[ServerSpec, ...],
         require = Requirement.ANY.value  # one way out is enough; the matrix says which
     specs = stun_servers + turn_servers
     resolved = resolve_credentials(ctx, specs, credentials)
-    output = Output(ignore, redact, as_json, verbose)
+    output = Output(ignore, redact, as_json, verbose, output_path)
     try:
         settings = _Settings(timeout, Requirement(require), slow_ms, ca_file, insecure, matrix,
                              relay_family, relay_check, concurrency,
                              turn_as_stun and not matrix)
         return _gather(specs, resolved, settings, output)
-    except (KeyboardInterrupt, click.Abort):
+    except (KeyboardInterrupt, click.Abort, click.ClickException):
         raise
     except Exception as exc:
         raise InternalError(exc, verbose) from exc

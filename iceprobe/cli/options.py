@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from ..constants import Requirement, Scheme
+from .params import EqualsValueOption
 
 if TYPE_CHECKING:
     from ..model import Credentials, ServerSpec
@@ -23,12 +25,19 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def server_urls(kind: str, schemes: tuple[Scheme, ...]) -> Callable[
         [click.Context, click.Parameter, Sequence[str]], tuple[ServerSpec, ...]]:
+    """The callback of a repeatable URL option: each value parsed (one URL per option), and
+    two spellings of the same server probed once, with a note on stderr."""
     def convert(ctx: click.Context, param: click.Parameter,
                 values: Sequence[str]) -> tuple[ServerSpec, ...]:
         from ..urls import UrlError, parse_server_url
 
+        option = param.opts[0] if param.opts else kind
         specs = []
         for value in values:
+            if "," in value:
+                raise click.BadParameter(
+                    f"{value!r}: one URL per {option}; repeat the option "
+                    f"({option} URL1 {option} URL2)", ctx=ctx, param=param)
             try:
                 spec = parse_server_url(value)
             except UrlError as exc:
@@ -38,10 +47,42 @@ def server_urls(kind: str, schemes: tuple[Scheme, ...]) -> Callable[
                     f"{value!r} is not a {kind} URL (expected "
                     f"{' or '.join(s.value + ':' for s in schemes)})", ctx=ctx, param=param)
             specs.append(spec)
-        return tuple(specs)
+        unique = unique_servers(specs)
+        if not ctx.resilient_parsing:  # not while completing a command line
+            for note in duplicate_notes(specs):
+                click.echo(f"iceprobe: note: {note}", err=True)
+        return unique
 
     return convert
 
+
+def server_key(spec: ServerSpec) -> tuple[str, str, int, str]:
+    """What makes two URLs the same server: `stun:HOST` and `stun:host:3478` are one."""
+    return spec.scheme.value, spec.host, spec.port, spec.transport.value
+
+
+def unique_servers(specs: Sequence[ServerSpec]) -> tuple[ServerSpec, ...]:
+    """Each server once, in the order first given, under its first spelling."""
+    seen: dict[tuple[str, str, int, str], ServerSpec] = {}
+    for spec in specs:
+        seen.setdefault(server_key(spec), spec)
+    return tuple(seen.values())
+
+
+def duplicate_notes(specs: Sequence[ServerSpec]) -> list[str]:
+    """One line for each server given more than once."""
+    spellings: dict[tuple[str, str, int, str], list[str]] = {}
+    for spec in specs:
+        spellings.setdefault(server_key(spec), []).append(spec.url)
+    notes = []
+    for urls in spellings.values():
+        if len(urls) < 2:
+            continue
+        times = "twice" if len(urls) == 2 else f"{len(urls)} times"
+        distinct = list(dict.fromkeys(urls))
+        spelt = f" (as {', '.join(distinct)})" if len(distinct) > 1 else ""
+        notes.append(f"{urls[0]} given {times}{spelt}, probed once")
+    return notes
 
 
 def verdict_ids(ctx: click.Context, param: click.Parameter,
@@ -125,17 +166,39 @@ def tls_options(command: F) -> F:
         help="Extra trust anchors for stuns:/turns: (added to the system store).")(command)
 
 
+def output_file(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--output: a file in an existing, writable directory (checked before any probing)."""
+    if value is None or ctx.resilient_parsing:
+        return value
+    if not value or os.path.isdir(value):
+        raise click.BadParameter(f"{value!r} is a directory, not a file", ctx=ctx,
+                                 param=param)
+    directory = os.path.dirname(os.path.abspath(value))
+    if not os.path.isdir(directory):
+        raise click.BadParameter(f"{value!r}: no such directory {directory!r}", ctx=ctx,
+                                 param=param)
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise click.BadParameter(f"{value!r}: directory {directory!r} is not writable",
+                                 ctx=ctx, param=param)
+    return value
+
+
 def output_options(command: F) -> F:
-    """--ignore, --redact, --json and --verbose, in that order in the help."""
+    """--ignore, --redact, --json, --output and --verbose, in that order in the help."""
     for option in reversed((
         click.option("--ignore", multiple=True, metavar="VERDICT_ID", callback=verdict_ids,
                      help="Lower this verdict to info (still shown); repeatable."),
-        click.option("--redact", type=click.Choice(["ips", "all"]), is_flag=False,
-                     flag_value="ips", default=None,
+        click.option("--redact", cls=EqualsValueOption, bare_value="ips",
+                     type=click.Choice(["ips", "all"]), default=None,
                      help="Replace IP addresses in the report with placeholders (host-1, "
-                          "srflx-1, …); --redact=all hides host names too."),
+                          "srflx-1, …); --redact=all hides host names too. The value "
+                          "needs '=': a bare --redact is --redact=ips."),
         click.option("--json", "as_json", is_flag=True,
-                     help="Print one JSON document to stdout."),
+                     help="Print one JSON document (to stdout, or to --output FILE)."),
+        click.option("-o", "--output", "output_path", metavar="FILE", callback=output_file,
+                     type=click.Path(dir_okay=False),
+                     help="Write the report (table or JSON) to FILE instead of stdout; "
+                          "written whole or not at all."),
         click.option("-v", "--verbose", is_flag=True,
                      help="Trace every transaction to stderr; show tracebacks."),
     )):

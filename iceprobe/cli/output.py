@@ -3,12 +3,15 @@ then redact, render and turn the verdicts into an exit code."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import stat
 import sys
-from collections.abc import Callable, Coroutine
+import tempfile
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar, cast
 
 from .options import enable_trace
 
@@ -26,6 +29,8 @@ class Output:
     redact: str | None
     as_json: bool
     verbose: bool
+    #: --output FILE: where the report goes instead of stdout.
+    path: str | None = None
 
 
 if TYPE_CHECKING:
@@ -91,6 +96,100 @@ def run(probe: Probe[T], status: str, verbose: bool) -> tuple[T, int | None]:
                 signal.signal(signum, handler)
 
 
+class PipeGuard:
+    """Standard output that ends quietly when its reader goes away (`iceprobe ... | head`):
+    the first write to the closed pipe points stdout at /dev/null, and everything after is
+    dropped. rich would otherwise exit 1 from inside its print, and a plain write would
+    raise; either way a verdict's exit code would be lost."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.broken = False
+
+    def write(self, text: str) -> int:
+        if not self.broken:
+            try:
+                self._stream.write(text)
+            except BrokenPipeError:
+                self._close()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.broken:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._close()
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return self._stream.encoding
+
+    def _close(self) -> None:
+        from . import _quiet_stdout
+
+        self.broken = True
+        _quiet_stdout()
+
+
+def guarded_stdout() -> TextIO:
+    return cast(TextIO, PipeGuard(sys.stdout))
+
+
+@contextlib.contextmanager
+def report_stream(path: str | None) -> Iterator[TextIO]:
+    """Where the report goes: stdout, or (--output) a file written whole or not at all.
+
+    The report is written to a temporary file next to FILE and renamed over it only once
+    complete, so that a crash, Ctrl-C or a full disk never leaves half a report (and never
+    clobbers the previous one). On stdout, a reader that goes away early (`| head`) ends the
+    writing quietly: the exit code is still the verdicts'."""
+    if path is None:
+        guard = PipeGuard(sys.stdout)
+        yield cast(TextIO, guard)
+        guard.flush()
+        return
+    import click
+
+    directory, name = os.path.split(os.path.abspath(path))
+    try:
+        handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed or removed below)
+            "w", encoding="utf-8", dir=directory, prefix=f".{name}.", suffix=".tmp",
+            delete=False)
+    except OSError as exc:
+        raise click.ClickException(f"--output {path!r}: {exc.strerror or exc}") from None
+    try:
+        with handle:
+            yield cast(TextIO, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(handle.name, _mode(path))
+        os.replace(handle.name, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(handle.name)
+        if isinstance(exc, OSError):
+            raise click.ClickException(f"--output {path!r}: {exc.strerror or exc}") from None
+        raise
+
+
+def _mode(path: str) -> int:
+    """The mode a plain `open(path, "w")` would leave (a temporary file is created 0600):
+    an existing file's own, else 0666 less the umask."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
+
+
 def emit(report: Report, output: Output) -> int:
     """Show the report; its exit code (iceprobe.status: the same outcome as its headline)."""
     from ..render import OutputFormat, render
@@ -99,7 +198,8 @@ def emit(report: Report, output: Output) -> int:
         from ..redact import redact
 
         report = redact(report, hostnames=output.redact == "all")
-    render(report, OutputFormat.JSON if output.as_json else OutputFormat.TABLE, sys.stdout)
+    with report_stream(output.path) as stream:
+        render(report, OutputFormat.JSON if output.as_json else OutputFormat.TABLE, stream)
     return report.outcome.exit_code
 
 

@@ -35,6 +35,14 @@ def read(data: bytes, name: str) -> list[Input]:
         raise RecordingError(f"empty: expected {_EXPECTED}")
     if "\x00" in text:
         raise RecordingError(f"binary data, not text: expected {_EXPECTED}")
+    try:
+        return _parse(text, name)
+    except RecursionError:  # json's decoder recurses once per nesting level
+        raise RecordingError("JSON nested more deeply than any recording: "
+                             f"expected {_EXPECTED}") from None
+
+
+def _parse(text: str, name: str) -> list[Input]:
     if text.lstrip().startswith(rtcstats.MAGIC):
         return list(rtcstats.parse_rtcstats(text.lstrip(), name))
     try:

@@ -4,6 +4,7 @@ for programs."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -59,22 +60,47 @@ def render_entries(entries: Sequence[CodeInfo], console: Console) -> None:
         console.print(grid)
 
 
+def short_reference(reference: str) -> str:
+    """The document that defines a code, without the section ("RFC 8489", "W3C WebRTC"):
+    the full reference is in `iceprobe explain CODE`."""
+    found = re.match(r"(RFC \d+|W3C WebRTC)", reference)
+    return found.group(1) if found else reference
+
+
+def table_name(info: CodeInfo) -> str:
+    """A row's name: a 701 cause row names its cause only (the 701 row above it says what
+    701 is)."""
+    return f"cause: {info.cause}" if info.cause else info.name
+
+
 def render_code_table(entries: Sequence[CodeInfo], console: Console) -> None:
-    """All entries, one row each."""
+    """All entries, one line each at 80 columns: code, name, defining document, verdict.
+    Who sends it, the section, the meaning and the remedy are in `iceprobe explain CODE`.
+    Codes, documents and verdict ids never wrap: on a terminal too narrow for every
+    column in one line the document goes first, and only then does a name fold."""
     from rich import box
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="STUN, TURN and browser error "
-                  "codes", title_justify="left", title_style="bold")
+    rows = [(str(i.code), table_name(i), short_reference(i.reference), i.verdict)
+            for i in entries]
+    headers = ("code", "name", "defined in", "verdict")
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
+    with_reference = sum(widths) + _GAP * (len(widths) - 1) <= console.width
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True,
+                  title="STUN, TURN and browser error codes", title_justify="left",
+                  title_style="bold")
     table.add_column("code", justify="right", no_wrap=True)
     table.add_column("name", overflow="fold")
-    table.add_column("sent by", overflow="fold")
-    table.add_column("defined in", overflow="fold")
+    if with_reference:
+        table.add_column("defined in", no_wrap=True)
     table.add_column("verdict", no_wrap=True)
-    for info in entries:
-        senders = "/".join(e.removesuffix(" server") for e in info.emitted_by)
-        table.add_row(str(info.code), Text(info.name), senders, info.reference, info.verdict)
+    for code, name, reference, verdict in rows:
+        table.add_row(code, Text(name), *((reference,) if with_reference else ()), verdict)
     console.print(table)
-    console.print("Run `iceprobe explain CODE` (or a browser errorText, or a cause such as "
-                  "timeout) for the meaning and what to do.", markup=False)
+    console.print("Details: iceprobe explain CODE (or an errorText, or a cause).",
+                  markup=False)
+
+
+#: Columns of the code table are this far apart (a separator and its padding).
+_GAP = 2

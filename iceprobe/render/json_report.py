@@ -4,6 +4,7 @@ iceprobe/schemas)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any, TextIO
 
 from .. import __version__
@@ -57,8 +58,10 @@ def _source(report: Report) -> dict[str, Any]:
     return document
 
 
-def analysis_document(reports: list[Report]) -> dict[str, Any]:
-    """`analyze --json`: one document for every PeerConnection of every input."""
+def analysis_document(reports: list[Report],
+                      unreadable: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
+    """`analyze --json`: one document for every PeerConnection of every input, and each
+    input that could not be read (file, error); any of those makes `ok` false."""
     sessions = []
     for report in reports:
         document = report_document(report)
@@ -69,8 +72,9 @@ def analysis_document(reports: list[Report]) -> dict[str, Any]:
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "iceprobe", "version": __version__},
         "status": combined(r.outcome for r in reports).status.value,
-        "ok": all(r.ok for r in reports),
+        "ok": combined(r.outcome for r in reports).ok and not unreadable,
         "sessions": sessions,
+        "unreadable": [{"file": file, "error": error} for file, error in unreadable],
     }
 
 

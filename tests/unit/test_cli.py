@@ -171,7 +171,8 @@ def test_help_lists_every_command_and_an_unknown_one_is_a_usage_error() -> None:
             if line.startswith("  ") and not line.startswith("   ")] == sorted(cli.COMMANDS)
     unknown = run("frobnicate")
     assert unknown.returncode == cli.ExitCode.USAGE
-    assert "No such command 'frobnicate'" in unknown.stderr
+    assert unknown.stderr == ("iceprobe: error: no such command 'frobnicate' (commands: "
+                              "analyze, explain, gather, relay)\n")
 
 
 @pytest.mark.parametrize("args", [["--help"], ["--version"]])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -97,14 +98,17 @@ def test_codes_are_found_by_number(code: int, name: str) -> None:
 
 @pytest.mark.parametrize("code, words", [(399, "redirect"), (470, "client-side"),
                                          (555, "server problem"), (650, "global failure"),
-                                         (777, "browser"), (42, "Not a valid")])
+                                         (777, "browser"), (799, "browser"),
+                                         (301, "redirect")])
 def test_unknown_codes_are_explained_by_class(code: int, words: str) -> None:
     [entry] = _explain_entries(str(code))
     assert entry.generic
     assert words in entry.name or words in entry.meaning
 
 
-@pytest.mark.parametrize("argument", ["1000", "-1", "hello world", "4o1", "٤٠١"])
+@pytest.mark.parametrize("argument", ["1000", "-1", "hello world", "4o1", "٤٠١",
+                                      # issue 15 item 5: outside every code range
+                                      "999", "800", "299", "42", "0"])
 def test_explain_rejects_what_is_neither_code_nor_text_with_exit_2(argument: str) -> None:
     done = subprocess.run([sys.executable, "-m", "iceprobe", "explain", argument],
                           capture_output=True, text=True, timeout=30)
@@ -112,6 +116,61 @@ def test_explain_rejects_what_is_neither_code_nor_text_with_exit_2(argument: str
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("iceprobe: error: ")
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("code", ["999", "42"])
+def test_a_code_outside_every_range_says_so_and_exits_2(code: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "iceprobe", "explain", code],
+                          capture_output=True, text=True, timeout=30)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (f"iceprobe: error: Invalid value for CODE_OR_TEXT: {code} is not a "
+                           "STUN, TURN or browser error code (STUN and TURN codes run from 300 "
+                           "to 699, browser codes from 700 to 799)\n")
+
+
+@pytest.mark.parametrize("code", ["300", "470", "699", "700", "799"])
+def test_a_code_explained_by_its_class_exits_0(code: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "iceprobe", "explain", code],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(code)
+
+
+def code_table(width: int) -> list[str]:
+    buffer = io.StringIO()
+    render_code_table([*codes.CODES, *codes.CAUSES_701],
+                      Console(file=buffer, width=width, color_system=None))
+    return buffer.getvalue().splitlines()
+
+
+def code_rows(lines: list[str]) -> list[str]:
+    """The first line of each entry's row (a row starts with its code)."""
+    return [line for line in lines if line[:4].strip().isdigit()]
+
+
+@pytest.mark.parametrize("width", [80, 100, 160])
+def test_the_whole_table_is_one_line_a_code_at_80_columns_and_wider(width: int) -> None:
+    # issue 15 item 10: `explain` ran to 134 lines at 80 columns.
+    entries = [*codes.CODES, *codes.CAUSES_701]
+    lines = code_table(width)
+    rows = code_rows(lines)
+    assert len(lines) == len(entries) + 4  # title, header, rule, footer: nothing wraps
+    assert all(len(line.rstrip()) <= width for line in lines)
+    for info, row in zip(entries, rows, strict=True):
+        reference = re.match(r"RFC \d+|W3C WebRTC", info.reference)
+        assert reference is not None
+        assert row.split()[0] == str(info.code)
+        assert f" {reference.group()} " in row and f" {info.verdict}" in row
+
+
+@pytest.mark.parametrize("width", [40, 50, 60, 70])
+def test_on_a_narrow_terminal_codes_and_verdicts_still_never_split(width: int) -> None:
+    entries = [*codes.CODES, *codes.CAUSES_701]
+    rows = code_rows(code_table(width))
+    assert len(rows) == len(entries)
+    for info, row in zip(entries, rows, strict=True):
+        assert row.split()[0] == str(info.code) and f" {info.verdict}" in row
+        assert "RFC" not in row or re.search(r"RFC \d{4} ", row)
 
 
 def test_explain_json_via_cli_is_one_document() -> None:

@@ -29,7 +29,7 @@ MAX_FILE_BYTES = 256 * 1024 * 1024
                    "gathering started.")
 @output_options
 def analyze(files: tuple[str, ...], require: str, slow_ms: float, ignore: tuple[str, ...],
-            redact: str | None, as_json: bool, verbose: bool) -> int:
+            redact: str | None, as_json: bool, quiet: bool, verbose: bool) -> int:
     """Diagnose what a browser recorded: each PeerConnection of each FILE.
 
     \b
@@ -52,7 +52,8 @@ def analyze(files: tuple[str, ...], require: str, slow_ms: float, ignore: tuple[
         except RecordingError as exc:
             raise click.UsageError(f"{'stdin' if name == '-' else name}: {exc}") from None
     try:
-        return _analyze(inputs, Requirement(require), slow_ms, ignore, redact, as_json)
+        return _analyze(inputs, Requirement(require), slow_ms, ignore, redact, as_json,
+                        quiet=quiet, verbose=verbose)
     except (KeyboardInterrupt, click.Abort):
         raise
     except Exception as exc:
@@ -73,7 +74,8 @@ def _load(name: str) -> bytes:
 
 
 def _analyze(inputs: list[Input], require: Requirement, slow_ms: float,
-             ignore: tuple[str, ...], redact: str | None, as_json: bool) -> int:
+             ignore: tuple[str, ...], redact: str | None, as_json: bool, *, quiet: bool,
+             verbose: bool) -> int:
     from ..recordings import analysis
     from ..render.report import Report
     from ..rules import evaluate
@@ -105,7 +107,7 @@ def _analyze(inputs: list[Input], require: Requirement, slow_ms: float,
         for number, report in enumerate(reports):
             if number:
                 console.rule()
-            render_table(report, console)
+            render_table(report, console, quiet=quiet, verbose=verbose)
     from ..status import combined
 
     return combined(r.outcome for r in reports).exit_code

@@ -126,7 +126,7 @@ def tls_options(command: F) -> F:
 
 
 def output_options(command: F) -> F:
-    """--ignore, --redact, --json and --verbose, in that order in the help."""
+    """--ignore, --redact, --json, --quiet and --verbose, in that order in the help."""
     for option in reversed((
         click.option("--ignore", multiple=True, metavar="VERDICT_ID", callback=verdict_ids,
                      help="Lower this verdict to info (still shown); repeatable."),
@@ -136,8 +136,12 @@ def output_options(command: F) -> F:
                           "srflx-1, …); --redact=all hides host names too."),
         click.option("--json", "as_json", is_flag=True,
                      help="Print one JSON document to stdout."),
+        click.option("-q", "--quiet", is_flag=True,
+                     help="Show only the summary line and the causes (not with --json, "
+                          "which is always the whole document)."),
         click.option("-v", "--verbose", is_flag=True,
-                     help="Trace every transaction to stderr; show tracebacks."),
+                     help="Trace every transaction to stderr; list every error event and "
+                          "grouped URL in the report; show tracebacks."),
     )):
         command = option(command)
     return command

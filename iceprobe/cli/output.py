@@ -26,6 +26,8 @@ class Output:
     redact: str | None
     as_json: bool
     verbose: bool
+    #: --quiet: the table shows only the causes and the summary line.
+    quiet: bool = False
 
 
 if TYPE_CHECKING:
@@ -99,7 +101,8 @@ def emit(report: Report, output: Output) -> int:
         from ..redact import redact
 
         report = redact(report, hostnames=output.redact == "all")
-    render(report, OutputFormat.JSON if output.as_json else OutputFormat.TABLE, sys.stdout)
+    render(report, OutputFormat.JSON if output.as_json else OutputFormat.TABLE, sys.stdout,
+           quiet=output.quiet, verbose=output.verbose)
     return report.outcome.exit_code
 
 

@@ -56,7 +56,8 @@ PRECHECK_TIMEOUT = 5.0
 def relay(ctx: click.Context, turn_servers: tuple[ServerSpec, ...],
           credentials: CredentialInput, ca_file: str | None, insecure: bool, count: int,
           size: int, duration: float, timeout: float, max_rtt: float, min_throughput: float,
-          ignore: tuple[str, ...], redact: str | None, as_json: bool, verbose: bool) -> int:
+          ignore: tuple[str, ...], redact: str | None, as_json: bool, quiet: bool,
+          verbose: bool) -> int:
     """Prove that data flows through each TURN server, and measure it.
 
     For each --turn URL, two WebRTC peers in this process, both relay-only through that
@@ -84,7 +85,7 @@ def relay(ctx: click.Context, turn_servers: tuple[ServerSpec, ...],
             f"{timeout:g} s leaves no time to connect: --duration {duration:g} needs "
             f"--timeout of at least {options.reserve + 1.0:g} s", ctx=ctx,
             param_hint="--timeout")
-    output = Output(ignore, redact, as_json, verbose)
+    output = Output(ignore, redact, as_json, verbose, quiet=quiet)
     try:
         return _relay(turn_servers, resolved, options, ca_file, insecure, max_rtt,
                       min_throughput * 1e6, output)

@@ -9,7 +9,11 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from rich.cells import cell_len
@@ -441,3 +445,42 @@ def test_hand_made_verdicts_without_keys_are_never_merged() -> None:
     text = rendered(report, 100)
     assert "First title" in text and "Second title" in text
 
+
+# --- the command line -----------------------------------------------------------------------
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "recordings"
+
+
+def iceprobe(*args: str, columns: int = 80) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": str(columns)}
+    return subprocess.run([sys.executable, "-m", "iceprobe", *args], capture_output=True,
+                          text=True, timeout=60, env=env)
+
+
+@pytest.mark.parametrize("flag", ["-q", "--quiet"])
+def test_gather_quiet_prints_the_causes_and_the_summary_line(flag: str) -> None:
+    # Closed ports on loopback: both probes fail at once with ICMP port unreachable.
+    args = ("gather", "--stun", "stun:127.0.0.1:9", "--turn", "turn:127.0.0.1:9?transport=udp",
+            "-u", "a", "-p", "b", "--timeout", "1")
+    quiet, loud = iceprobe(*args, flag), iceprobe(*args)
+    assert quiet.returncode == loud.returncode == 1
+    assert "Candidates" not in quiet.stdout and "Candidates" in loud.stdout
+    assert "[server-unreachable]" in quiet.stdout
+    assert "[no-relay-candidates]" not in quiet.stdout  # a consequence
+    summary = re.search(r"^FAIL  \d+ candidates? \(", quiet.stdout, re.MULTILINE)
+    assert summary is not None and summary.start() > quiet.stdout.index("[server-unreachable]")
+    assert all(len(line) <= 80 for line in quiet.stdout.splitlines())
+
+
+def test_gather_json_ignores_quiet() -> None:
+    done = iceprobe("gather", "--stun", "stun:127.0.0.1:9", "--timeout", "1", "--json", "-q")
+    document = json.loads(done.stdout)
+    assert document["status"] == "fail" and document["candidates"]
+
+
+def test_analyze_quiet_prints_the_causes_of_each_session() -> None:
+    done = iceprobe("analyze", "-q", str(FIXTURES / "chrome-m142-ice-failed.json"), columns=60)
+    assert done.returncode == 1
+    assert "[server-unreachable]" in done.stdout
+    assert "[ice-failed]" not in done.stdout and "Timeline" not in done.stdout
+    assert re.search(r"^FAIL  0 candidates \(none\)", done.stdout, re.MULTILINE)

@@ -138,13 +138,9 @@ def _servers_section(console: Console, report: Report) -> RenderableType:
 
 def credentials_line(report: Report, width: int) -> Text | None:
     """The TURN username the run used and the realm each TURN server announced: what a 401
-    needs checked. Not secret (the password never reaches a report).
-
-    Ready for `GatherReport.username` and `ProbeResult.realm` (branch h5-gather): until
-    they are on main, getattr finds neither and the line is not shown."""
-    username: str | None = getattr(report.gather, "username", None)
-    realms = {r.server.url: realm for r in report.gather.results
-              if (realm := getattr(r, "realm", None))}
+    needs checked. Not secret (the password never reaches a report)."""
+    username = report.gather.username
+    realms = {r.server.url: r.realm for r in report.gather.results if r.realm is not None}
     if username is None and not realms:
         return None
     parts: list[Text | str] = []
@@ -225,6 +221,8 @@ def _relay_rows(check: RelayCheck) -> list[tuple[str, Text | str]]:
         return rows
     if check.ok:
         rows.append(("result", Text("data flows", style="bold green")))
+    elif check.interrupted:  # the failure says so, and at which step
+        rows.append(("result", Text(check.failure or "interrupted", style="bold yellow")))
     else:
         step = check.failed_step.value if check.failed_step else "?"
         rows.append(("result", Text(f"broken at {step}: {check.failure}", style="bold red")))
@@ -237,6 +235,8 @@ def _relay_rows(check: RelayCheck) -> list[tuple[str, Text | str]]:
     rows.append(("connected", f"ICE {_ms(check.ice_connected_ms)} · DTLS "
                               f"{_ms(check.dtls_connected_ms)} · channel open "
                               f"{_ms(check.channel_open_ms)}"))
+    if check.ice_note:
+        rows.append(("ICE note", check.ice_note))
     if check.sent:
         loss = check.loss or 0.0
         rows.append(("echo", Text(f"{check.received}/{check.sent} back ({loss:.0%} lost)",

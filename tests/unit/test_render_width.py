@@ -28,6 +28,7 @@ from iceprobe.model import (
     ProbeResult,
     RelayCheck,
     RelayPair,
+    RelayStep,
     Requirement,
     Role,
     Severity,
@@ -339,12 +340,16 @@ def test_causes_come_before_consequences_in_a_closed_port_report() -> None:
                if r is Role.CAUSE)
 
 
-def test_a_consequence_without_group_titles_names_each_cause_by_its_title() -> None:
-    # Two servers on a closed port, no group title: two causes, each named.
-    report = unreachable_servers(2, grouped=False)
+def test_a_consequence_of_two_different_causes_names_each_by_its_title() -> None:
+    closed = unreachable_servers(1, grouped=False).gather.results[0]
+    silent = result(TURN_TCP, (), (event(TURN_TCP, (LOCAL_V4, 50001), ("198.51.100.78", 443),
+                                         701, "TURN allocate request timed out",
+                                         Cause.TIMEOUT, 5000.0),))
+    report = build((closed, silent), HOSTS[:1])
     verdicts = _verdicts_section(rendered(report, 160))
     because = next(line for line in verdicts.splitlines() if "← because:" in line)
-    titles = [v.title for v in report.verdicts if v.id == "server-unreachable"]
+    titles = [v.title for v in report.verdicts if v.role is Role.CAUSE]
+    assert len(titles) == 2
     assert all(title in because for title in titles)
 
 
@@ -418,6 +423,43 @@ def test_a_relay_check_not_tried_says_why_once() -> None:
     text = rendered(report, 100)
     assert "not checked: not tried" not in text
     assert "not tried: the allocation failed" in text
+
+
+@pytest.mark.parametrize("width", (60, 160))
+def test_a_401_shows_the_username_and_the_realm_under_the_servers(width: int) -> None:
+    report = long_values_report()
+    results = tuple(dataclasses.replace(r, realm="turn.example-long-name.org")
+                    if r.server.is_turn else r for r in report.gather.results)
+    gathered = dataclasses.replace(report.gather, results=results,
+                                   username="1714564800:iceprobe")
+    text = rendered(dataclasses.replace(report, gather=gathered), width)
+    servers = text.split("Servers\n", 1)[1].split("\n\n", 1)[0]
+    assert "TURN username 1714564800:iceprobe" in servers
+    assert "realm turn.example-long-name.org" in servers
+    assert "TURN username" not in rendered(report, width)  # neither known: no line
+
+
+def test_two_realms_are_each_named_with_their_server() -> None:
+    report = long_values_report()
+    realms = iter(("a.example", "b.example"))
+    results = tuple(dataclasses.replace(r, realm=next(realms)) if r.server.url in (
+        TURNS_LONG, TURN_TCP) else r for r in report.gather.results)
+    text = rendered(dataclasses.replace(report, gather=dataclasses.replace(
+        report.gather, results=results)), 160)
+    assert f"realm a.example ({TURNS_LONG})" in text
+    assert f"realm b.example ({TURN_TCP})" in text
+
+
+def test_a_relay_check_shows_its_ice_note_and_an_interruption_as_such() -> None:
+    check = RelayCheck(server=parse_server_url(TURN_V6), duration_ms=700.0,
+                       ice_connected_ms=514.0, ice_check_retransmissions=1,
+                       ice_note="1 connectivity check was sent again (first at 14 ms)",
+                       failed_step=RelayStep.DTLS, interrupted=True,
+                       failure="not finished: the run was interrupted during the dtls step")
+    text = rendered(build((result(TURN_V6),), HOSTS[:1], relays=(check,)), 100)
+    assert "ICE note" in text and "1 connectivity check was sent again" in text
+    assert "not finished: the run was interrupted during the dtls step" in text
+    assert "broken at" not in text
 
 
 def test_a_timeline_never_says_gathering_gathering() -> None:

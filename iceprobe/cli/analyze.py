@@ -41,7 +41,8 @@ class Unreadable:
                    "gathering started.")
 @output_options
 def analyze(files: tuple[str, ...], require: str, slow_ms: float, ignore: tuple[str, ...],
-            redact: str | None, as_json: bool, output_path: str | None, verbose: bool) -> int:
+            redact: str | None, as_json: bool, output_path: str | None, quiet: bool,
+            verbose: bool) -> int:
     """Diagnose what a browser recorded: each PeerConnection of each FILE.
 
     \b
@@ -65,7 +66,7 @@ def analyze(files: tuple[str, ...], require: str, slow_ms: float, ignore: tuple[
         return _unreadable_code(items)  # nothing to report
     try:
         code = _analyze(items, Requirement(require), slow_ms, ignore, redact, as_json,
-                        output_path)
+                        output_path, quiet=quiet, verbose=verbose)
     except (KeyboardInterrupt, click.Abort, click.ClickException):
         raise
     except Exception as exc:
@@ -112,7 +113,7 @@ def _load(name: str) -> bytes:
 
 def _analyze(items: list[list[Input] | Unreadable], require: Requirement, slow_ms: float,
              ignore: tuple[str, ...], redact: str | None, as_json: bool,
-             output_path: str | None) -> int:
+             output_path: str | None, *, quiet: bool, verbose: bool) -> int:
     from ..recordings import analysis
     from ..render.report import Report
     from ..rules import evaluate
@@ -138,7 +139,7 @@ def _analyze(items: list[list[Input] | Unreadable], require: Requirement, slow_m
         if as_json:
             _write_json(shown, stream)
         else:
-            _write_tables(shown, stream)
+            _write_tables(shown, stream, quiet=quiet, verbose=verbose)
     from ..status import combined
 
     return combined(r.outcome for r in reports).exit_code
@@ -154,7 +155,8 @@ def _write_json(shown: list[Report | Unreadable], stream: TextIO) -> None:
     stream.write(json.dumps(analysis_document(reports, unreadable), indent=2) + "\n")
 
 
-def _write_tables(shown: list[Report | Unreadable], stream: TextIO) -> None:
+def _write_tables(shown: list[Report | Unreadable], stream: TextIO, *, quiet: bool,
+                  verbose: bool) -> None:
     from rich.console import Console
     from rich.text import Text
 
@@ -170,4 +172,4 @@ def _write_tables(shown: list[Report | Unreadable], stream: TextIO) -> None:
             line.append(f"  {item.file}: {item.error}")
             console.print(line)
         else:
-            render_table(item, console)
+            render_table(item, console, quiet=quiet, verbose=verbose)

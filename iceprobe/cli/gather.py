@@ -73,7 +73,7 @@ def gather(ctx: click.Context, stun_servers: tuple[ServerSpec, ...],
            require: str,
            slow_ms: float, relay_family: str, matrix: bool, ports: tuple[int, ...],
            turn_as_stun: bool, relay_check: bool, ignore: tuple[str, ...], redact: str | None,
-           as_json: bool, output_path: str | None, verbose: bool) -> int:
+           as_json: bool, output_path: str | None, quiet: bool, verbose: bool) -> int:
     """Gather candidates from STUN/TURN servers and explain every failure.
 
     \b
@@ -96,7 +96,7 @@ def gather(ctx: click.Context, stun_servers: tuple[ServerSpec, ...],
         require = Requirement.ANY.value  # one way out is enough; the matrix says which
     specs = stun_servers + turn_servers
     resolved = resolve_credentials(ctx, specs, credentials)
-    output = Output(ignore, redact, as_json, verbose, output_path)
+    output = Output(ignore, redact, as_json, verbose, output_path, quiet=quiet)
     try:
         settings = _Settings(timeout, Requirement(require), slow_ms, ca_file, insecure, matrix,
                              relay_family, relay_check, concurrency,

@@ -184,7 +184,8 @@ def output_file(ctx: click.Context, param: click.Parameter, value: str | None) -
 
 
 def output_options(command: F) -> F:
-    """--ignore, --redact, --json, --output and --verbose, in that order in the help."""
+    """--ignore, --redact, --json, --output, --quiet and --verbose, in that order in the
+    help."""
     for option in reversed((
         click.option("--ignore", multiple=True, metavar="VERDICT_ID", callback=verdict_ids,
                      help="Lower this verdict to info (still shown); repeatable."),
@@ -199,8 +200,12 @@ def output_options(command: F) -> F:
                      type=click.Path(dir_okay=False),
                      help="Write the report (table or JSON) to FILE instead of stdout; "
                           "written whole or not at all."),
+        click.option("-q", "--quiet", is_flag=True,
+                     help="Show only the summary line and the causes (not with --json, "
+                          "which is always the whole document)."),
         click.option("-v", "--verbose", is_flag=True,
-                     help="Trace every transaction to stderr; show tracebacks."),
+                     help="Trace every transaction to stderr; list every error event and "
+                          "grouped URL in the report; show tracebacks."),
     )):
         command = option(command)
     return command

@@ -31,6 +31,8 @@ class Output:
     verbose: bool
     #: --output FILE: where the report goes instead of stdout.
     path: str | None = None
+    #: --quiet: the table shows only the causes and the summary line.
+    quiet: bool = False
 
 
 if TYPE_CHECKING:
@@ -199,7 +201,8 @@ def emit(report: Report, output: Output) -> int:
 
         report = redact(report, hostnames=output.redact == "all")
     with report_stream(output.path) as stream:
-        render(report, OutputFormat.JSON if output.as_json else OutputFormat.TABLE, stream)
+        render(report, OutputFormat.JSON if output.as_json else OutputFormat.TABLE, stream,
+               quiet=output.quiet, verbose=output.verbose)
     return report.outcome.exit_code
 
 

@@ -70,7 +70,7 @@ def relay(ctx: click.Context, turn_servers: tuple[ServerSpec, ...],
           credentials: CredentialInput, ca_file: str | None, insecure: bool, count: int,
           size: int, duration: float, timeout: float | None, max_rtt: float,
           min_throughput: float, ignore: tuple[str, ...], redact: str | None, as_json: bool,
-          output_path: str | None, verbose: bool) -> int:
+          output_path: str | None, quiet: bool, verbose: bool) -> int:
     """Prove that data flows through each TURN server, and measure it.
 
     For each --turn URL, two WebRTC peers in this process, both relay-only through that
@@ -101,7 +101,7 @@ def relay(ctx: click.Context, turn_servers: tuple[ServerSpec, ...],
             f"--timeout of at least {least:g} s (or leave --timeout out: its default grows "
             "with --duration)", ctx=ctx, param_hint="--timeout")
     options = dataclasses.replace(options, timeout=timeout)
-    output = Output(ignore, redact, as_json, verbose, output_path)
+    output = Output(ignore, redact, as_json, verbose, output_path, quiet=quiet)
     try:
         return _relay(turn_servers, resolved, options, ca_file, insecure, max_rtt,
                       min_throughput * 1e6, output)

@@ -16,8 +16,11 @@ class OutputFormat(str, enum.Enum):
     JSON = "json"
 
 
-def render(report: Report, output_format: OutputFormat, file: TextIO) -> None:
-    """Write the report to `file` in the given format."""
+def render(report: Report, output_format: OutputFormat, file: TextIO, *, quiet: bool = False,
+           verbose: bool = False) -> None:
+    """Write the report to `file` in the given format. For the table, `quiet` shows only
+    the causes and the summary line and `verbose` lists every error event and every URL of a
+    group of verdicts; JSON is always the whole document."""
     if output_format is OutputFormat.JSON:
         from .json_report import render_json
 
@@ -27,7 +30,7 @@ def render(report: Report, output_format: OutputFormat, file: TextIO) -> None:
 
     from .table import render_table
 
-    render_table(report, Console(file=file))
+    render_table(report, Console(file=file), quiet=quiet, verbose=verbose)
 
 
 __all__ = ["OutputFormat", "Report", "render"]

@@ -1,28 +1,26 @@
-"""The human report: servers, candidates, error events and verdicts as rich tables."""
+"""The human report: servers, candidates, error events and verdicts, laid out to the
+terminal's width (iceprobe.render.layout) so that no address, port, URL or id is split.
+
+The headline is the report's outcome and each server's status is `Report.status_of`: this
+module shows them and never works them out itself.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
 
-from rich import box
-from rich.console import Console
-from rich.table import Table
+from rich.console import Console, RenderableType
 from rich.text import Text
 
-from ..browser import chrome_view
 from ..constants import Status
 from ..matrix import Cell, cells
-from ..model import (
-    Candidate,
-    ErrorEvent,
-    ProbeResult,
-    Recording,
-    RelayCheck,
-    Severity,
-    Verdict,
-)
+from ..model import Candidate, ProbeResult, Recording, RelayCheck, Severity
+from ..numbers import describe_ms, plural
 from ..rules.relay import describe_rate
+from .events import endpoint, errors_section
+from .layout import Column, fields, fitting_columns, pack, section
 from .report import Report
+from .verdicts import SEVERITY_STYLE, is_cause, verdict_groups, verdicts_block
 
 HEADLINE_STYLE = {
     Status.PASS: "bold green",
@@ -30,39 +28,70 @@ HEADLINE_STYLE = {
     Status.INCONCLUSIVE: "bold yellow",
     Status.INTERRUPTED: "bold yellow",
 }
-SEVERITY_STYLE = {
-    Severity.OK: "bold green",
-    Severity.INFO: "cyan",
-    Severity.WARN: "bold yellow",
-    Severity.FAIL: "bold red",
-}
 
 
-def render_table(report: Report, console: Console) -> None:
+def render_table(report: Report, console: Console, *, quiet: bool = False,
+                 verbose: bool = False) -> None:
+    """Print the report. `quiet`: only the causes and the summary line; `verbose`: every
+    error event, and the URLs of every group of verdicts."""
+    groups = verdict_groups(report.verdicts)
+    if quiet:
+        causes = [g for g in groups if is_cause(g)]
+        if causes:
+            console.print(verdicts_block(console, causes, verbose=verbose, brief=True))
+        console.print(summary_line(report, console.width))
+        return
     gathered = report.gather
     if report.source is not None:
         console.print(_source_header(report))
+        console.print()
     if report.matrix:
-        console.print(_matrix_table(gathered.results))
+        _heading(console, "Transport matrix (TURN)")
+        console.print(_matrix_section(console, gathered.results))
+        console.print()
     elif gathered.results:
-        console.print(_servers_table(report))
-    console.print(_candidates_table(gathered.candidates))
+        _heading(console, "Servers")
+        console.print(_servers_section(console, report))
+        credentials = credentials_line(report, console.width)
+        if credentials is not None:
+            console.print(credentials)
+        console.print()
+    _heading(console, "Candidates")
+    if gathered.candidates:
+        console.print(_candidates_section(console, gathered.candidates))
+    else:
+        console.print(Text("none", style="dim"))
+    console.print()
     if gathered.errors:
-        console.print(_errors_table(gathered.errors, browser=report.predicts_browser))
+        _heading(console, "Error events")
+        console.print(errors_section(console, gathered.errors,
+                                     browser=report.predicts_browser, verbose=verbose))
+        console.print()
     elif report.recording is not None and not report.recording.errors_recorded:
-        console.print(Text("Error events: not recorded (unknown, not none)",
-                           style="dim"))
+        console.print(Text("Error events: not recorded (unknown, not none)", style="dim"))
+        console.print()
     if report.recording is not None and report.recording.states:
-        console.print(_timeline_table(report.recording))
+        _heading(console, "Timeline")
+        console.print(_timeline_section(console, report.recording))
+        console.print()
     for check in report.relays:
-        console.print(_relay_table(check))
-    if report.relays:
-        relay_errors = tuple(e for c in report.relays for e in c.errors)
-        if relay_errors:
-            console.print(_errors_table(relay_errors, "Relay error events"))
-    if report.verdicts:
-        console.print(_verdicts_table(report.verdicts))
-    console.print(summary_line(report))
+        _heading(console, f"Relay data path: {check.server.url}")
+        console.print(fields(console, _relay_rows(check)))
+        console.print()
+    relay_errors = tuple(e for c in report.relays for e in c.errors)
+    if relay_errors:
+        _heading(console, "Relay error events")
+        console.print(errors_section(console, relay_errors, browser=False, verbose=verbose))
+        console.print()
+    if groups:
+        _heading(console, "Verdicts")
+        console.print(verdicts_block(console, groups, verbose=verbose))
+        console.print()
+    console.print(summary_line(report, console.width))
+
+
+def _heading(console: Console, title: str) -> None:
+    console.print(Text(title, style="bold"))
 
 
 def _source_header(report: Report) -> Text:
@@ -80,184 +109,188 @@ def _source_header(report: Report) -> Text:
     return text
 
 
-def _timeline_table(recording: Recording) -> Table:
-    table = _table("Timeline")
-    table.add_column("time", justify="right")
-    table.add_column("state")
-    for change in recording.states:
-        table.add_row(_ms(change.elapsed_ms),
-                      Text(f"{change.kind} {change.state}",
-                           style="bold red" if change.state == "failed" else ""))
-    return table
-
-
-def _table(title: str) -> Table:
-    return Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD,
-                 pad_edge=False, expand=False)
-
-
-def _endpoint(address: str | None, port: int | None) -> str:
-    if address is None:
-        return "-"
-    shown = f"[{address}]" if ":" in address and port is not None else address
-    return f"{shown}:{port}" if port is not None else shown
-
-
 _STATUS_STYLE = {"ok": "green", "failed": "bold red", "interrupted": "bold yellow",
                  "not-probed": "bold red", "unconfirmed": "yellow", "not-recorded": "dim"}
 
+SERVER_COLUMNS = (
+    Column("URL"),
+    Column("transport", drop=2),
+    Column("status"),
+    Column("candidates", justify="right", drop=3, unit="candidate"),
+    Column("errors", justify="right", drop=3, unit="error event"),
+    Column("time", justify="right", drop=4),
+)
 
-def _servers_table(report: Report) -> Table:
-    table = _table("Servers")
-    for name, justify in (("URL", "left"), ("transport", "left"), ("status", "left"),
-                          ("candidates", "right"), ("errors", "right"), ("time", "right")):
-        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+
+def _servers_section(console: Console, report: Report) -> RenderableType:
+    rows = []
     for result in report.gather.results:
         state = report.status_of(result)
-        shown = Text(state.replace("-", " "), style=_STATUS_STYLE[state])
         url = Text(result.server.url)
         if result.implied_by:
             url.append(" (TURN as STUN)", style="dim")
-        table.add_row(url, result.server.transport.value, shown,
-                      str(len(result.candidates)), str(len(result.errors)),
-                      _ms(result.duration_ms))
-    return table
+        rows.append((url, result.server.transport.value,
+                     Text(state.replace("-", " "), style=_STATUS_STYLE[state]),
+                     str(len(result.candidates)), str(len(result.errors)),
+                     _ms(result.duration_ms)))
+    return section(console, SERVER_COLUMNS, rows)
 
 
-def _matrix_table(results: tuple[ProbeResult, ...]) -> Table:
+def credentials_line(report: Report, width: int) -> Text | None:
+    """The TURN username the run used and the realm each TURN server announced: what a 401
+    needs checked. Not secret (the password never reaches a report)."""
+    username = report.gather.username
+    realms = {r.server.url: r.realm for r in report.gather.results if r.realm is not None}
+    if username is None and not realms:
+        return None
+    parts: list[Text | str] = []
+    if username is not None:
+        parts.append(Text.assemble(("TURN username ", "dim"), username))
+    if len(set(realms.values())) == 1:
+        parts.append(Text.assemble(("realm ", "dim"), next(iter(realms.values()))))
+    else:
+        parts.extend(Text.assemble(("realm ", "dim"), realm, (f" ({url})", "dim"))
+                     for url, realm in realms.items())
+    return pack(parts, width)
+
+
+def _matrix_section(console: Console, results: tuple[ProbeResult, ...]) -> RenderableType:
     grid = cells(results)
     ports = list(dict.fromkeys(c.port for c in grid))
-    table = _table("Transport matrix (TURN)")
-    table.add_column("host / transport")
-    for port in ports:
-        table.add_column(str(port), overflow="fold")
-    rows: dict[tuple[str, str], dict[int, Cell]] = {}
+    by_row: dict[tuple[str, str], dict[int, Cell]] = {}
     for cell in grid:
-        rows.setdefault((cell.host, cell.transport.value), {})[cell.port] = cell
-    for (host, transport), by_port in rows.items():
-        table.add_row(Text(f"{host} {transport}"), *(
-            Text(f"{by_port[p].summary} ({by_port[p].duration_ms:.0f} ms)",
-                 style="green" if by_port[p].ok else "red") if p in by_port else Text("-")
-            for p in ports))
-    return table
+        by_row.setdefault((cell.host, cell.transport.value), {})[cell.port] = cell
+    columns = [Column("host / transport"),
+               *(Column(str(port), prose=True, label=f"{port}:") for port in ports)]
+    rows = []
+    for (host, transport), by_port in by_row.items():
+        row: list[Text | str] = [Text(f"{host} {transport}")]
+        for port in ports:
+            found = by_port.get(port)
+            row.append(Text("-") if found is None else Text(
+                f"{found.summary} ({describe_ms(found.duration_ms)})",
+                style="green" if found.ok else "red"))
+        rows.append(row)
+    return section(console, columns, rows)
 
 
-def _candidates_table(candidates: tuple[Candidate, ...]) -> Table:
-    table = _table("Candidates")
-    for name in ("type", "protocol", "address", "port", "related", "URL", "ms"):
-        table.add_column(name, justify="right" if name in ("port", "ms") else "left",
-                         overflow="fold")
+CANDIDATE_COLUMNS = (
+    Column("type"),
+    Column("protocol"),
+    Column("address"),
+    Column("port", justify="right"),
+    Column("related", drop=3, label="from"),
+    Column("URL", label="via"),
+    Column("time", justify="right", drop=4, label="after"),
+)
+
+
+def _candidates_section(console: Console, candidates: tuple[Candidate, ...]) -> RenderableType:
+    rows = []
     for c in candidates:
         # A relay's relayProtocol: the transport to the TURN server ("udp via tcp").
         protocol = f"{c.protocol} via {c.relay_protocol}" if c.relay_protocol else c.protocol
-        table.add_row(c.type.value, protocol, Text(c.address), str(c.port),
-                      Text(_endpoint(c.related_address, c.related_port)), Text(c.url or "-"),
-                      "?" if c.elapsed_ms is None else f"{c.elapsed_ms:.0f}")
-    return table
+        rows.append((c.type.value, protocol, Text(c.address), str(c.port),
+                     Text(endpoint(c.related_address, c.related_port)), Text(c.url or "-"),
+                     _ms(c.elapsed_ms)))
+    if fitting_columns(CANDIDATE_COLUMNS, rows, console.width) is not None:
+        return section(console, CANDIDATE_COLUMNS, rows)
+    # Stacked: the candidate itself (type, protocol, address:port) leads its record.
+    stacked_rows = [(Text(f"{row[0]} {row[1]} {endpoint(c.address, c.port)}"),
+                     *row[4:]) for row, c in zip(rows, candidates, strict=True)]
+    return section(console, (Column("candidate"), *CANDIDATE_COLUMNS[4:]), stacked_rows)
 
 
-def _relay_table(check: RelayCheck) -> Table:
-    table = _table(f"Relay data path: {check.server.url}")
-    table.add_column("step")
-    table.add_column("result", overflow="fold")
+_STATE_OF = {"ice": "iceConnectionState", "connection": "connectionState",
+             "gathering": "iceGatheringState"}
+
+
+def _timeline_section(console: Console, recording: Recording) -> RenderableType:
+    columns = (Column("time", justify="right"), Column("state of"), Column("became"))
+    rows = [(_ms(change.elapsed_ms), _STATE_OF.get(change.kind, change.kind),
+             Text(change.state, style="bold red" if change.state == "failed" else ""))
+            for change in recording.states]
+    return section(console, columns, rows)
+
+
+def _relay_rows(check: RelayCheck) -> list[tuple[str, Text | str]]:
+    rows: list[tuple[str, Text | str]] = []
     if not check.attempted:
-        table.add_row("result", Text(f"not checked: {check.failure}", style="dim"))
-        return table
+        # The failure says why it was not tried ("not tried: the allocation failed ...").
+        rows.append(("result", Text(check.failure or "not checked", style="dim")))
+        return rows
     if check.ok:
-        table.add_row("result", Text("data flows", style="bold green"))
+        rows.append(("result", Text("data flows", style="bold green")))
+    elif check.interrupted:  # the failure says so, and at which step
+        rows.append(("result", Text(check.failure or "interrupted", style="bold yellow")))
     else:
         step = check.failed_step.value if check.failed_step else "?"
-        table.add_row("result", Text(f"broken at {step}: {check.failure}", style="bold red"))
+        rows.append(("result", Text(f"broken at {step}: {check.failure}", style="bold red")))
     pair = check.pair
     if pair is not None:
-        table.add_row("selected pair", Text(
-            f"{_endpoint(pair.local, pair.local_port)} ⇄ {_endpoint(pair.remote, pair.remote_port)}"
-            f"  (relay protocol {pair.relay_protocol.value})"))
-    table.add_row("connected", f"ICE {_ms(check.ice_connected_ms)} · DTLS "
-                               f"{_ms(check.dtls_connected_ms)} · channel open "
-                               f"{_ms(check.channel_open_ms)}")
+        rows.append(("selected pair", Text(
+            f"{endpoint(pair.local, pair.local_port)} ⇄ "
+            f"{endpoint(pair.remote, pair.remote_port)} (relay protocol "
+            f"{pair.relay_protocol.value})")))
+    rows.append(("connected", f"ICE {_ms(check.ice_connected_ms)} · DTLS "
+                              f"{_ms(check.dtls_connected_ms)} · channel open "
+                              f"{_ms(check.channel_open_ms)}"))
+    if check.ice_note:
+        rows.append(("ICE note", check.ice_note))
     if check.sent:
         loss = check.loss or 0.0
-        table.add_row("echo", Text(f"{check.received}/{check.sent} back ({loss:.0%} lost)",
-                                   style="red" if loss else ""))
+        rows.append(("echo", Text(f"{check.received}/{check.sent} back ({loss:.0%} lost)",
+                                  style="red" if loss else "")))
     if check.rtt is not None:
         rtt = check.rtt
-        table.add_row("round trip", f"min {rtt.min:.1f} · median {rtt.median:.1f} · p95 "
-                                    f"{rtt.p95:.1f} · max {rtt.max:.1f} ms")
+        rows.append(("round trip", f"min {describe_ms(rtt.min)} · median "
+                                   f"{describe_ms(rtt.median)} · p95 {describe_ms(rtt.p95)}"
+                                   f" · max {describe_ms(rtt.max)}"))
     if check.throughput_up_bps or check.throughput_down_bps:
-        table.add_row("throughput", f"{_rate(check.throughput_up_bps)} offerer → answerer · "
-                                    f"{_rate(check.throughput_down_bps)} back")
-    table.add_row("took", _ms(check.duration_ms))
-    return table
+        rows.append(("throughput", f"{_rate(check.throughput_up_bps)} offerer → answerer · "
+                                   f"{_rate(check.throughput_down_bps)} back"))
+    rows.append(("took", _ms(check.duration_ms)))
+    return rows
 
 
 def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0f} ms"
+    return "-" if value is None else describe_ms(value)
 
 
 def _rate(bps: float | None) -> str:
     return describe_rate(bps) if bps else "-"
 
 
-def _errors_table(errors: tuple[ErrorEvent, ...], title: str = "Error events",
-                  browser: bool = False) -> Table:
-    table = _table(title)
-    table.add_column("URL", no_wrap=True)
-    table.add_column("event", overflow="fold")
-    for e in errors:
-        body = Text()
-        body.append(f"{e.error_code} {e.cause.value}", style="bold red")
-        body.append(f"  {_endpoint(e.address, e.port)} → "
-                    f"{_endpoint(e.server_address, e.server_port)}", style="dim")
-        body.append(f"\n{e.error_text}")
-        view = chrome_view(e) if browser else None
-        if view is not None:
-            body.append(f"\nChrome: {view.error_code} {view.error_text} after "
-                        f"{_seconds(view.after_ms)}", style="dim")
-        table.add_row(Text(e.url), body)
-    return table
-
-
-def _seconds(ms: float) -> str:
-    return f"{ms / 1000:.1f} s" if ms >= 1000 else f"{ms:.0f} ms"
-
-
-def _verdicts_table(verdicts: tuple[Verdict, ...]) -> Table:
-    table = _table("Verdicts")  # verdict text is built from Text parts: never markup
-    table.add_column("severity")
-    table.add_column("verdict", overflow="fold")
-    for v in verdicts:
-        body = Text()
-        body.append(v.title, style="bold")
-        body.append(f"  [{v.id}]", style="dim")
-        if v.detail:
-            body.append(f"\n{v.detail}")
-        if v.hint:
-            body.append(f"\n→ {v.hint}", style="italic")
-        table.add_row(Text(v.severity.value.upper(), style=SEVERITY_STYLE[v.severity]), body)
-    return table
-
-
-def summary_line(report: Report) -> Text:
+def summary_line(report: Report, width: int = 10_000) -> Text:
+    """The headline (the report's outcome) and what it rests on, broken only between parts."""
     gathered = report.gather
     counts = Counter(c.type.value for c in gathered.candidates)
     kinds = ", ".join(f"{counts[k]} {k}" for k in ("host", "srflx", "relay") if counts[k])
-    working = sum(1 for r in gathered.results if r.ok)
-    fails = sum(1 for v in report.verdicts if v.severity is Severity.FAIL)
+    working = sum(1 for r in gathered.results if report.status_of(r) == "ok")
+    groups = verdict_groups(report.verdicts)
+    fails = sum(1 for g in groups if g.first.severity is Severity.FAIL)
     status = report.outcome.status
-    text = Text(status.value.upper(), style=HEADLINE_STYLE[status])
+    headline = Text(status.value.upper(), style=HEADLINE_STYLE[status])
     if status is Status.INTERRUPTED:
-        text.append(" (results so far)")
-    parts = [f"{len(gathered.candidates)} candidates ({kinds or 'none'})",
-             f"{working}/{len(gathered.results)} servers ok",
-             f"{len(gathered.errors)} error events"]
+        headline.append(" (results so far)")
+    parts: list[Text | str] = [
+        f"{plural(len(gathered.candidates), 'candidate')} ({kinds or 'none'})",
+    ]
+    if gathered.results:
+        parts.append(f"{working} of {plural(len(gathered.results), 'server')} ok")
+    if report.recording is not None and not report.recording.errors_recorded:
+        parts.append("error events not recorded")
+    else:
+        parts.append(plural(len(gathered.errors), "error event"))
     if report.relays:
         flowing = sum(1 for c in report.relays if c.ok)
-        parts.append(f"{flowing}/{len(report.relays)} relay paths carry data")
+        paths = len(report.relays)
+        parts.append(f"{flowing} of {plural(paths, 'relay path')} "
+                     f"{'carries' if paths == 1 else 'carry'} data")
     if fails:
-        parts.append(f"{fails} failing verdicts")
+        parts.append(Text(plural(fails, "failing verdict"),
+                          style=SEVERITY_STYLE[Severity.FAIL]))
     if gathered.duration_ms is not None:
         took = gathered.duration_ms + sum(c.duration_ms for c in report.relays)
-        parts.append(f"{took / 1000:.2f} s")
-    text.append("  " + " · ".join(parts))
-    return text
+        parts.append(describe_ms(took))
+    return pack(parts, width, lead=headline)

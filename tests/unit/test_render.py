@@ -163,9 +163,9 @@ def test_table_summary_starts_with_fail_when_a_verdict_fails() -> None:
     summary = lines[-1]
     assert summary.startswith("FAIL")
     assert "3 candidates (2 host, 1 srflx)" in summary
-    assert "1/2 servers ok" in summary
+    assert "1 of 2 servers ok" in summary
     assert "2 error events" in summary
-    assert "1 failing verdicts" in summary
+    assert "1 failing verdict ·" in summary
     assert "5.01 s" in summary
 
 
@@ -173,7 +173,7 @@ def test_table_summary_starts_with_pass_when_nothing_fails() -> None:
     text = table_text(passing_report())
     summary = text.strip().splitlines()[-1]
     assert summary.startswith("PASS")
-    assert "1/1 servers ok" in summary
+    assert "1 of 1 server ok" in summary
     assert "0 error events" in summary
     assert "failing" not in summary
     assert "[all-candidates-gathered]" in text

@@ -92,7 +92,7 @@ VERDICT_IDS: tuple[str, ...] = (
     "relay-family-ignored", "relay-data-path-ok", "relay-data-path-broken",
     "relay-permission-denied", "relay-slow", "relay-lossy", "slow-turn",
     "mdns-host-candidates", "ice-failed", "ice-policy-mismatch", "dump-incomplete",
-    "candidate-errors-unknown", "stuns-ignored-by-browsers",
+    "candidate-errors-unknown", "stuns-not-tls-in-browsers",
 )
 
 def evaluate(evidence: Evidence, ignore: Collection[str] = ()) -> list[Verdict]:

@@ -135,6 +135,15 @@ def unreachable_hint(cause: Cause, spec: ServerSpec, plain_works: bool = False) 
     if cause is Cause.REFUSED:
         return (f"Nothing accepts TCP connections on port {port} there: check the server's "
                 f"{transport.value.upper()} listening port, or use the port it listens on.")
+    if cause is Cause.CONNECT:  # a browser's "Failed to establish connection": no reason
+        if transport is Transport.TLS:
+            return ("Not certain which: the likely causes are, in order, a certificate the "
+                    "browser rejects (chain, name, dates), a port that does not speak TLS, and "
+                    "a refused port. Run `iceprobe gather --turn URL` from that network: it "
+                    "names the cause.")
+        return (f"Not certain which: most likely nothing listens on TCP {port} there, or a "
+                "firewall rejects the connection. Run `iceprobe gather --turn URL` from that "
+                "network: it names the cause.")
     if cause is Cause.UNREACHABLE:
         return (f"An ICMP error came back for {wire} {port}: check that the server runs and "
                 "listens on that port, and firewalls that reject traffic.")

@@ -45,8 +45,8 @@ def relay_data_path(evidence: Evidence) -> list[Verdict]:
     relay-permission-denied instead)."""
     verdicts = []
     for check in evidence.relays:
-        if not check.attempted or _denied(check):
-            continue
+        if not check.attempted or check.interrupted or _denied(check):
+            continue  # an interrupted check broke nothing: the interrupted verdict says so
         if check.ok:
             verdicts.append(Verdict(
                 id="relay-data-path-ok", severity=Severity.OK,

@@ -60,18 +60,19 @@ def tls_verification_disabled(evidence: Evidence) -> list[Verdict]:
 
 
 def stuns_ignored(evidence: Evidence) -> list[Verdict]:
-    """Browsers implement no STUN over TLS: a stuns: URL in iceServers is skipped, so what
-    iceprobe learned over TLS says nothing about what a browser will get."""
+    """Browsers do not speak STUN over TLS. Chromium 156 (measured in the parity suite,
+    docs/chrome.md) takes `stuns:host:port` for `stun:host:port` over UDP, 3478 when no port
+    is given: what iceprobe learned over TLS is not what a browser gets."""
     urls = tuple(r.server.url for r in evidence.results if r.server.scheme is Scheme.STUNS)
     if not urls or evidence.recording is not None:
         return []
     return [Verdict(
-        id="stuns-ignored-by-browsers", severity=Severity.WARN,
-        title="Browsers ignore stuns: URLs",
-        detail="Chrome and Firefox do not implement STUN over TLS: they skip a stuns: entry "
-               "in iceServers without an error event, so a browser gets no srflx candidate "
-               "from it. iceprobe's srflx from it was mapped over TCP, not UDP, and says "
-               "nothing about the UDP mapping a call uses.",
-        hint="For browsers, configure the same server as stun:host:port (UDP); keep stuns: "
-             "only for clients that support it.", urls=urls,
-        group_title="Browsers ignore {n} stuns: URLs")]
+        id="stuns-not-tls-in-browsers", severity=Severity.WARN,
+        title="Browsers do not use stuns: over TLS",
+        detail="Chrome sends a plain STUN Binding over UDP for a stuns: URL (to its port, or "
+               "3478 when it names none, not 5349) and reports the result under stun:. "
+               "iceprobe probed over TLS: that srflx was mapped over TCP and says nothing "
+               "about the UDP mapping a browser gets, and a server that speaks STUN only over "
+               "TLS gives a browser nothing.",
+        hint="For browsers, configure the server as stun:host:port (UDP), and probe it that "
+             "way: iceprobe gather --stun stun:host:port.", urls=urls)]

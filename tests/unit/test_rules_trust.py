@@ -189,14 +189,15 @@ def test_only_host_and_no_relay_say_what_is_at_risk_not_what_is_certain() -> Non
 
 # --- item 4: stuns: ---------------------------------------------------------------------------
 
-def test_a_passing_stuns_server_warns_that_browsers_ignore_it() -> None:
+def test_a_passing_stuns_server_warns_that_browsers_use_plain_udp_stun_instead() -> None:
     url = "stuns:stun.example.org:5349"
     mapped = srflx(url)
     verdicts = evaluate(evidence(result(spec(url), mapped)))
-    warning = one(verdicts, "stuns-ignored-by-browsers")
+    warning = one(verdicts, "stuns-not-tls-in-browsers")
     assert warning.severity is Severity.WARN
     assert warning.urls == (url,)
     assert "stun:host:port" in warning.hint
+    assert "over UDP" in warning.detail and "3478" in warning.detail
 
 
 # --- item 5: one status --------------------------------------------------------------------

@@ -24,7 +24,7 @@ def iceprobe(*args: str) -> tuple[int, dict[str, Any]]:
     done = subprocess.run([sys.executable, "-m", "iceprobe", *args, "--json"],
                           capture_output=True, text=True, timeout=60)
     assert "Traceback" not in done.stderr, done.stderr
-    return done.returncode, validated(done.stdout, "analyze")
+    return done.returncode, validated(done.stdout, "analyze" if args[0] == "analyze" else "gather")
 
 
 def verdicts(document: dict[str, Any]) -> list[tuple[str, str, str]]:

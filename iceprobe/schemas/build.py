@@ -81,15 +81,15 @@ def definitions() -> dict[str, Schema]:
         {"url": STRING, "scheme": {"enum": _values(Scheme)}, "host": STRING, "port": PORT,
          "transport": TRANSPORT, "addresses": _array(STRING),
          "status": {"enum": SERVER_STATUSES}, "unfinished": _nullable(STRING),
-         "implied_by": _nullable(STRING), "duration_ms": _nullable(MS)},
-        {"realm": _nullable(STRING), "first_sent_ms": _nullable(MS)})
+         "implied_by": _nullable(STRING), "duration_ms": _nullable(MS),
+         "realm": _nullable(STRING), "first_sent_ms": _nullable(MS)})
     candidate = _object(
         {"type": {"enum": ["host", "srflx", "prflx", "relay"]}, "protocol": STRING,
          "address": STRING, "port": PORT, "related_address": _nullable(STRING),
          "related_port": _nullable(PORT), "url": _nullable(STRING),
          "relay_protocol": _nullable(TRANSPORT), "foundation": STRING,
-         "priority": {"type": "integer", "minimum": 0}, "elapsed_ms": _nullable(MS)},
-        {"tcp_type": _nullable(STRING)})
+         "priority": {"type": "integer", "minimum": 0}, "elapsed_ms": _nullable(MS),
+         "tcp_type": _nullable(STRING)})
     verdict = _object(
         {"id": ID, "severity": {"enum": _values(Severity)}, "title": STRING, "detail": STRING,
          "hint": STRING, "urls": _array(STRING), "role": {"enum": _values(Role)},
@@ -111,8 +111,8 @@ def definitions() -> dict[str, Schema]:
                           "loss": _nullable({"type": "number", "minimum": 0, "maximum": 1}),
                           "rtt_ms": _nullable({"$ref": "#/$defs/rtt"})}),
          "throughput_bps": _object({"up": _nullable(NUMBER), "down": _nullable(NUMBER)}),
-         "duration_ms": _nullable(MS), "errors": _array({"$ref": "#/$defs/error"})},
-        {"ice_check_retransmissions": {"type": "integer", "minimum": 0},
+         "duration_ms": _nullable(MS), "errors": _array({"$ref": "#/$defs/error"}),
+         "ice_check_retransmissions": {"type": "integer", "minimum": 0},
          "ice_note": _nullable(STRING), "interrupted": BOOLEAN},
         description="A relay data-path check (`relay`, `gather --relay-check`).")
     state = _object({"kind": STRING, "state": STRING, "elapsed_ms": _nullable(MS)})
@@ -136,14 +136,13 @@ def _report_properties() -> tuple[dict[str, Schema], dict[str, Schema]]:
     required: dict[str, Schema] = {
         "started_at": _nullable(STRING), "duration_ms": _nullable(MS),
         "status": {"enum": _values(Status)}, "ok": BOOLEAN, "interrupted": BOOLEAN,
-        "require": {"enum": ["each", "any"]},
+        "require": {"enum": ["each", "any"]}, "username": _nullable(STRING),
         "servers": _array({"$ref": "#/$defs/server"}),
         "candidates": _array({"$ref": "#/$defs/candidate"}),
         "errors": _array({"$ref": "#/$defs/error"}),
         "verdicts": _array({"$ref": "#/$defs/verdict"}),
     }
     optional: dict[str, Schema] = {
-        "username": _nullable(STRING),
         "matrix": _array({"$ref": "#/$defs/cell"}),
         "relay": _array({"$ref": "#/$defs/relay"}),
     }

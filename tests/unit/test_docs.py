@@ -236,16 +236,15 @@ def test_verdicts_md_lists_every_verdict_id_once() -> None:
 
 
 def test_verdicts_md_roles_follow_the_rule_engine() -> None:
+    # iceprobe.rules.arrange.role_of: ok and info are findings; warn and fail are
+    # consequences for the CONSEQUENCES ids, causes for the others.
     for row in _table_rows((DOCS / "verdicts.md").read_text()):
-        verdict, severities, roles = row[0].strip("`"), row[1], row[2]
-        if verdict in CONSEQUENCES:
-            assert roles == "consequence", verdict
-            continue
-        assert "consequence" not in roles, verdict
-        assert ("cause" in roles) == bool({"warn", "fail"} & set(severities.split(" / "))), (
-            verdict)
-        assert ("finding" in roles) == bool({"ok", "info"} & set(severities.split(" / "))), (
-            verdict)
+        verdict, severities, roles = row[0].strip("`"), set(row[1].split(" / ")), row[2]
+        wrong = "consequence" if verdict in CONSEQUENCES else "cause"
+        other = "cause" if verdict in CONSEQUENCES else "consequence"
+        assert (wrong in roles) == bool({"warn", "fail"} & severities), verdict
+        assert ("finding" in roles) == bool({"ok", "info"} & severities), verdict
+        assert other not in roles, verdict
 
 
 def test_causes_md_lists_every_cause_and_every_code() -> None:

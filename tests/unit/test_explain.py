@@ -79,7 +79,7 @@ def test_explain_failed_to_establish_connection_names_tcp_and_tls_causes() -> No
                            "Failed to establish connection", "--json"],
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
-    [entry] = json.loads(done.stdout)
+    [entry] = validated(done.stdout, "explain")
     assert (entry["code"], entry["cause"], entry["verdict"]) == (701, "connect",
                                                                  "server-unreachable")
     for words in ("refused", "certificate", "TLS handshake", "30 s"):

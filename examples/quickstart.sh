@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Starts a throwaway coturn on 127.0.0.1 and points iceprobe at it: first a healthy run, then
 # the same servers with a wrong password. Nothing leaves this machine.
+# `examples/quickstart.sh serve` only starts that coturn (user demo, password demo-password)
+# and keeps it running until Ctrl-C, for trying the README's other examples.
 # Needs coturn (`apt-get install coturn`; installed here when run as root).
 set -euo pipefail
 port=${ICEPROBE_DEMO_PORT:-34780}
@@ -24,6 +26,12 @@ turnserver -c "$dir/empty.conf" -n --listening-ip=127.0.0.1 --listening-port="$p
 server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$dir"' EXIT
 sleep 0.5
+
+if [ "${1:-}" = serve ]; then
+  echo "coturn on 127.0.0.1:$port (UDP and TCP), user demo, password demo-password; Ctrl-C stops it"
+  wait "$server"
+  exit 0
+fi
 
 echo "# A healthy STUN + TURN server:"
 iceprobe gather --stun "stun:127.0.0.1:$port" --turn "turn:127.0.0.1:$port" \

@@ -13,6 +13,7 @@ import pytest
 
 from tests.lab.netns import MISSING_NAME, LabNetwork
 from tests.lab.servers import LAB_PASSWORD, LAB_USER, Coturn, free_port
+from tests.schema import validated
 
 pytestmark = pytest.mark.lab
 
@@ -23,7 +24,7 @@ def iceprobe(*args: str) -> tuple[int, dict[str, Any]]:
     done = subprocess.run([sys.executable, "-m", "iceprobe", *args, "--json"],
                           capture_output=True, text=True, timeout=60)
     assert "Traceback" not in done.stderr, done.stderr
-    return done.returncode, json.loads(done.stdout)
+    return done.returncode, validated(done.stdout, "analyze" if args[0] == "analyze" else "gather")
 
 
 def verdicts(document: dict[str, Any]) -> list[tuple[str, str, str]]:

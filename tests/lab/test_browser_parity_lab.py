@@ -20,7 +20,6 @@ tests do: the module costs about 45 s more than its fast tests, not 115 s.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -49,6 +48,7 @@ from tests.lab.browser import (
 from tests.lab.certs import make_ca, make_server_cert
 from tests.lab.netns import MISSING_NAME, LabNetwork
 from tests.lab.servers import LAB_PASSWORD, LAB_USER, Coturn, free_port
+from tests.schema import validated
 
 pytestmark = pytest.mark.lab
 
@@ -158,7 +158,7 @@ def gather_both(scenario: Scenario, chrome_timeout: float = 30.0,
                       text=True, cwd=REPO, timeout=ICEPROBE_TIMEOUT + 30)
     iceprobe_took = time.monotonic() - started
     assert done.returncode in (0, 1), done.stderr
-    sides = Sides(chrome, json.loads(done.stdout))
+    sides = Sides(chrome, validated(done.stdout, "gather"))
     if show:  # shown by pytest -rP, and with a failure
         print(f"Chromium run {chrome_took:.2f} s, iceprobe run {iceprobe_took:.2f} s\n"
               f"{sides.describe()}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from iceprobe.rules import Evidence, evaluate
 from iceprobe.urls import parse_server_url
 from tests.lab.netns import DUAL_STACK_NAME, MISSING_NAME, LabNetwork
 from tests.lab.servers import LAB_PASSWORD, LAB_USER, Coturn, SilentServer, free_port
+from tests.schema import validated
 
 pytestmark = pytest.mark.lab
 
@@ -42,7 +42,7 @@ class CliRun:
     seconds: float
 
     def json(self) -> Any:
-        return json.loads(self.stdout)
+        return validated(self.stdout, "gather")
 
 
 def run_cli(*args: str) -> CliRun:
@@ -263,7 +263,7 @@ def test_verbose_traces_transactions_to_stderr_only(lab: LabNetwork,
     run = run_cli("gather", "--turn", server.url("turn"), "-u", LAB_USER, "-p", LAB_PASSWORD,
                   "--json", "--verbose")
     assert run.code == 0
-    json.loads(run.stdout)  # stdout stays one JSON document
+    validated(run.stdout, "gather")  # stdout stays one JSON document
     assert "Allocate request" in run.stderr
     assert "released" in run.stderr
     assert LAB_PASSWORD not in run.stdout + run.stderr
@@ -326,6 +326,8 @@ def test_redacted_report_leaks_no_lab_address(lab: LabNetwork, coturn: StartCotu
         run = run_cli("gather", "--stun", f"stun:{DUAL_STACK_NAME}:{server.port}",
                       "--turn", url, "-u", LAB_USER, "-p", LAB_PASSWORD, mode, *extra)
         assert run.code == 0, run.stdout
+        if extra:
+            validated(run.stdout, "gather")  # a redacted document keeps its schema
         for address in (lab.ipv4, lab.ipv6):
             assert address not in run.stdout
         assert "host-1" in run.stdout

@@ -8,7 +8,6 @@ bounded descriptors and wall time."""
 from __future__ import annotations
 
 import heapq
-import json
 import os
 import select
 import signal
@@ -26,6 +25,7 @@ import pytest
 
 from tests.lab.netns import LabNetwork
 from tests.lab.servers import LAB_PASSWORD, LAB_USER, Coturn, SilentServer
+from tests.schema import validated
 
 pytestmark = pytest.mark.lab
 
@@ -73,7 +73,7 @@ def test_a_signal_stops_a_probe_of_a_silent_server_in_order(
     assert took < STOP_BOUND, f"stopped {took:.2f} s after the signal"
     assert "Traceback" not in err and LAB_PASSWORD not in out + err
     if as_json:
-        document = json.loads(out)
+        document = validated(out, "gather")
         assert document["interrupted"] is True
         statuses = {s["url"]: s["status"] for s in document["servers"]}
         assert statuses == {silent: "interrupted", server.url("turn"): "ok",
@@ -157,7 +157,7 @@ def quota_free(server: Coturn) -> bool:
     done = subprocess.run([sys.executable, "-m", "iceprobe", "gather", "--turn", server.url(),
                            "-u", LAB_USER, "-p", LAB_PASSWORD, "--timeout", "3", "--json"],
                           capture_output=True, text=True, timeout=30)
-    document = json.loads(done.stdout)
+    document = validated(done.stdout, "gather")
     codes = [e["error_code"] for e in document["errors"]]
     relays = [c for c in document["candidates"] if c["type"] == "relay"]
     assert relays or codes == [486], (codes, done.stderr)
@@ -184,7 +184,7 @@ def test_an_allocation_in_flight_when_the_signal_comes_is_released(
     if signum != signal.SIGKILL:
         assert process.returncode == 128 + signum, err
         assert took < STOP_BOUND, f"stopped {took:.2f} s after the signal"
-        assert json.loads(out)["interrupted"] is True
+        assert validated(out, "gather")["interrupted"] is True
     assert quota_free(server) is released
 
 
@@ -240,7 +240,7 @@ def test_five_hundred_silent_servers_stay_bounded(lab: LabNetwork, concurrency: 
         out.seek(0)
         text = out.read()
     assert "Traceback" not in text
-    document = json.loads(text)
+    document = validated(text, "gather")
     statuses = [s["status"] for s in document["servers"]]
     probed = statuses.count("failed")
     assert probed + statuses.count("not-probed") == 500
@@ -265,7 +265,7 @@ def test_a_signal_during_a_relay_check_closes_both_peers_and_frees_the_quota(
     out, err, took = stop_with(process, signal.SIGINT)
     assert process.returncode == 130, out[-3000:] + err
     assert took < STOP_BOUND, f"stopped {took:.2f} s after the signal"
-    document = json.loads(out)
+    document = validated(out, "relay")
     assert document["interrupted"] is True
     [check] = document["relay"]
     assert check["ok"] is False and "interrupted" in check["failure"]
@@ -290,7 +290,7 @@ def test_an_allocation_answered_after_the_deadline_is_released(
         time.sleep(0.5)
     finally:
         proxy.close()
-    document = json.loads(done.stdout)
+    document = validated(done.stdout, "gather")
     assert [e["cause"] for e in document["errors"]] == ["timeout"], document["errors"]
     assert proxy.authenticated.is_set()
     assert document["duration_ms"] <= 2000  # the budget, plus the release's second

@@ -3,7 +3,6 @@ relay-only, exchanging data through the server, or failing to, within the budget
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import pytest
 from tests.lab.certs import make_ca, make_server_cert
 from tests.lab.netns import LAB_NAME, LabNetwork, relay_firewall
 from tests.lab.servers import LAB_PASSWORD, LAB_USER, Coturn
+from tests.schema import validated
 
 pytestmark = pytest.mark.lab
 
@@ -30,7 +30,7 @@ def relay(*args: str) -> tuple[int, dict[str, Any]]:
                            "-p", LAB_PASSWORD, "--json", *args],
                           capture_output=True, text=True, timeout=90, env=dict(os.environ))
     assert done.stderr == "", done.stderr  # no warning, no traceback, nothing leaked
-    return done.returncode, json.loads(done.stdout)
+    return done.returncode, validated(done.stdout, "relay")
 
 
 def verdicts(report: dict[str, Any]) -> dict[str, str]:
@@ -107,7 +107,7 @@ def test_wrong_password_gets_the_gather_diagnosis_without_connecting(
                            server.url("turn"), "-u", LAB_USER, "-p", "wrong-password",
                            "--json"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
-    report = json.loads(done.stdout)
+    report = validated(done.stdout, "relay")
     [check] = report["relay"]
     assert check["attempted"] is False and check["failed_step"] == "allocate"
     assert check["duration_ms"] == 0
@@ -124,7 +124,7 @@ def test_gather_relay_check_adds_the_data_path(lab: LabNetwork, coturn: StartCot
                            "--relay-check", "--json"], capture_output=True, text=True,
                           timeout=90)
     assert done.returncode == 0, done.stdout + done.stderr
-    report = json.loads(done.stdout)
+    report = validated(done.stdout, "gather")
     [check] = report["relay"]
     assert_data_flows(check, server, "udp")
     assert verdicts(report)["relay-data-path-ok"] == "ok"
@@ -138,6 +138,7 @@ def test_gather_never_imports_aiortc(lab: LabNetwork, coturn: StartCoturn) -> No
     done = subprocess.run([sys.executable, "-c", code, "gather", "--turn", server.url("turn"),
                            "-u", LAB_USER, "-p", LAB_PASSWORD, "--json"],
                           capture_output=True, text=True, timeout=60)
+    validated(done.stdout.split("AIORTC")[0], "gather")
     assert '"relay"' in done.stdout  # it did gather a relay candidate
     assert "AIORTC []" in done.stdout
 

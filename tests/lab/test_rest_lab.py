@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import pytest
 from iceprobe.credentials import rest_credentials
 from tests.lab.netns import LabNetwork
 from tests.lab.servers import Coturn
+from tests.schema import validated
 
 pytestmark = pytest.mark.lab
 
@@ -33,14 +33,14 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 
 
 def verdict_ids(done: subprocess.CompletedProcess[str]) -> dict[str, str]:
-    return {v["id"]: v["severity"] for v in json.loads(done.stdout)["verdicts"]}
+    return {v["id"]: v["severity"] for v in validated(done.stdout, "gather")["verdicts"]}
 
 
 def test_secret_makes_credentials_coturn_accepts(lab: LabNetwork, coturn: StartCoturn) -> None:
     server = rest_coturn(coturn)
     done = run_cli("--turn", server.url("turn"), "--turn-secret", SECRET, "--json")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert {c["type"] for c in json.loads(done.stdout)["candidates"]} >= {"relay"}
+    assert {c["type"] for c in validated(done.stdout, "gather")["candidates"]} >= {"relay"}
 
 
 def test_secret_from_environment_and_file(lab: LabNetwork, coturn: StartCoturn,
@@ -72,7 +72,7 @@ def test_expired_credentials_are_named_expired_not_just_401(lab: LabNetwork,
     done = run_cli("--turn", server.url("turn"), "-u", expired.username, "-p",
                    expired.password, "--json")
     assert done.returncode == 1
-    document = json.loads(done.stdout)
+    document = validated(done.stdout, "gather")
     assert [e["error_code"] for e in document["errors"]] == [401]
     assert verdict_ids(done)["turn-credentials-expired"] == "fail"
     [verdict] = [v for v in document["verdicts"] if v["id"] == "turn-credentials-expired"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import pytest
 from tests.lab.certs import make_ca, make_server_cert
 from tests.lab.netns import LAB_NAME, LabNetwork
 from tests.lab.servers import LAB_PASSWORD, LAB_USER, Coturn
+from tests.schema import validated
 
 pytestmark = pytest.mark.lab
 
@@ -26,7 +26,7 @@ def gather_json(*args: str) -> tuple[int, dict[str, object]]:
                            LAB_PASSWORD, "--timeout", "3", "--json", *args],
                           capture_output=True, text=True, timeout=60)
     assert "Traceback" not in done.stderr
-    document: dict[str, object] = json.loads(done.stdout)
+    document: dict[str, object] = validated(done.stdout, "gather")
     return done.returncode, document
 
 

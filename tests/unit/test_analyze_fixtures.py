@@ -17,6 +17,7 @@ from iceprobe.codes import match_text
 from iceprobe.model import CandidateType, Requirement
 from iceprobe.recordings import Analysis, RecordingError, Session, analysis, read
 from iceprobe.rules import evaluate
+from tests.schema import validated
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "recordings"
 RECORDINGS = sorted(p.name for p in FIXTURES.iterdir()
@@ -228,6 +229,7 @@ def test_rtcstats_js_numeric_codes_remote_candidates_and_delta_times() -> None:
 
 def test_rtcstats_never_keeps_the_turn_username() -> None:
     done = run(str(FIXTURES / "rtcstats-turn-timeout.txt"), "--json")
+    validated(done.stdout, "analyze")
     assert "alice" not in done.stdout
 
 
@@ -343,7 +345,7 @@ def test_event_log_unused_peer_connection_is_not_blamed_on_webrtc_internals() ->
 def test_sdp_and_candidate_lines_keep_every_candidate_in_the_json(name: str,
                                                                   kinds: list[str]) -> None:
     done = run(str(FIXTURES / name), "--json")
-    [session] = json.loads(done.stdout)["sessions"]
+    [session] = validated(done.stdout, "analyze")["sessions"]
     # srflx and relay candidates name no server, yet the report lists them.
     assert [c["type"] for c in session["candidates"]] == kinds
     assert session["servers"] == []
@@ -385,7 +387,7 @@ def test_cli_table_has_a_header_per_peer_connection() -> None:
 def test_cli_json_lists_every_session_of_every_file() -> None:
     done = run(str(FIXTURES / "chrome-two-pcs.json"), str(FIXTURES / "firefox-relay.json"),
                str(FIXTURES / "rtcstats-healthy.txt"), "--json")
-    document: dict[str, Any] = json.loads(done.stdout)
+    document: dict[str, Any] = validated(done.stdout, "analyze")
     assert document["ok"] is False
     formats = [s["source"]["format"] for s in document["sessions"]]
     assert formats == ["chrome-webrtc-internals"] * 2 + ["firefox-about-webrtc", "rtcstats"]
@@ -400,5 +402,5 @@ def test_cli_healthy_recording_exits_zero() -> None:
 def test_cli_ignore_lowers_a_recording_verdict() -> None:
     done = run(str(FIXTURES / "chrome-empty-updatelog.json"), "--ignore", "dump-incomplete",
                "--json")
-    [session] = json.loads(done.stdout)["sessions"]
+    [session] = validated(done.stdout, "analyze")["sessions"]
     assert [v["severity"] for v in session["verdicts"]] == ["info"]

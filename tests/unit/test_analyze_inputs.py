@@ -17,6 +17,7 @@ from iceprobe.model import CandidateType, Cause, Requirement
 from iceprobe.recordings import RecordingError, Session, analysis, read
 from iceprobe.recordings.candidates import parse_candidate_line
 from iceprobe.rules import evaluate
+from tests.schema import validated
 
 T0 = 1_764_330_000_000
 
@@ -190,7 +191,7 @@ def test_cli_reads_stdin_and_exits_by_verdicts() -> None:
         record("icecandidate", 60, candidate=RELAY,
                url="turn:turn.example.com:3478?transport=udp")))
     assert done.returncode == 0, done.stderr
-    document = json.loads(done.stdout)
+    document = validated(done.stdout, "analyze")
     [session] = document["sessions"]
     assert session["source"]["file"] == "stdin"
     assert session["source"]["page_url"] == "https://app.example.com/call"
@@ -220,6 +221,7 @@ def test_redact_hides_addresses_and_page(tmp_path: Path) -> None:
                                       url="stun:stun.example.com")))
     done = run(str(path), "--redact=all", "--json")
     text = done.stdout.decode()
+    validated(text, "analyze")
     for secret in ("192.168.1.10", "203.0.113.5", "app.example.com", "stun.example.com"):
         assert secret not in text
 

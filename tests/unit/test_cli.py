@@ -11,6 +11,7 @@ import pytest
 
 from iceprobe import __version__, cli
 from iceprobe.cli import gather as gather_command
+from tests.schema import validated
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -209,6 +210,7 @@ def test_gather_json_imports_aioice_but_neither_aiortc_nor_rich() -> None:
     done = subprocess.run([sys.executable, "-c", code, "gather", "--stun", "stun:127.0.0.1:9",
                            "--timeout", "1", "--json"], capture_output=True, text=True,
                           timeout=30)
+    validated(done.stdout.split("HEAVY")[0], "gather")
     # Nor rich: the JSON goes straight to stdout, and stderr is no terminal for a spinner.
     assert "HEAVY ['aioice']" in done.stdout, done.stdout[-500:] + done.stderr
 

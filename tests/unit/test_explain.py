@@ -6,7 +6,6 @@ review the diff."""
 from __future__ import annotations
 
 import io
-import json
 import os
 import re
 import subprocess
@@ -21,6 +20,7 @@ from iceprobe import codes
 from iceprobe.cli.explain import _explain_entries
 from iceprobe.codes import CodeInfo
 from iceprobe.render.explain import render_code_table, render_entries, render_explain_json
+from tests.schema import validated
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
@@ -80,7 +80,7 @@ def test_explain_failed_to_establish_connection_names_tcp_and_tls_causes() -> No
                            "Failed to establish connection", "--json"],
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
-    [entry] = json.loads(done.stdout)
+    [entry] = validated(done.stdout, "explain")
     assert (entry["code"], entry["cause"], entry["verdict"]) == (701, "connect",
                                                                  "server-unreachable")
     for words in ("refused", "certificate", "TLS handshake", "30 s"):
@@ -177,7 +177,7 @@ def test_explain_json_via_cli_is_one_document() -> None:
     done = subprocess.run([sys.executable, "-m", "iceprobe", "explain", "486", "--json"],
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 0
-    [entry] = json.loads(done.stdout)
+    [entry] = validated(done.stdout, "explain")
     assert entry["verdict"] == "allocation-quota-reached"
 
 

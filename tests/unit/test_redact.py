@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 
 from rich.console import Console
 
@@ -23,6 +22,7 @@ from iceprobe.render import Report
 from iceprobe.render.json_report import render_json
 from iceprobe.render.table import render_table
 from iceprobe.urls import parse_server_url
+from tests.schema import validated
 
 HOST4, HOST6, MAPPED, RELAY, SERVER = ("192.168.7.20", "2001:db8:7::20", "45.10.20.30",
                                        "45.10.20.99", "45.10.20.99")
@@ -76,7 +76,7 @@ def test_placeholders_are_stable_across_fields() -> None:
     assert relay.related_address == srflx.address
     document = io.StringIO()
     render_json(redacted, document)
-    turn = json.loads(document.getvalue())["servers"][1]
+    turn = validated(document.getvalue(), "gather")["servers"][1]
     assert turn["host"].startswith("server-") and turn["addresses"] == [turn["host"]]
     assert redacted.gather.results[1].server.url == f"turn:{turn['host']}:3478"
 

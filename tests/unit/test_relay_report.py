@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import json
 from typing import Any
 
 from rich.console import Console
@@ -29,6 +28,7 @@ from iceprobe.render.json_report import render_json
 from iceprobe.render.table import render_table
 from iceprobe.rules import VERDICT_IDS, Evidence, evaluate
 from iceprobe.urls import parse_server_url
+from tests.schema import validated
 
 URL = "turn:turn.example.com:3478"
 SPEC = parse_server_url(URL)
@@ -137,7 +137,7 @@ def rendered(r: Report, as_json: bool = False) -> str:
 
 
 def test_json_relay_section_has_every_measurement() -> None:
-    document = json.loads(rendered(report(healthy()), as_json=True))
+    document = validated(rendered(report(healthy()), as_json=True), "relay")
     [check] = document["relay"]
     assert check["ok"] is True and check["attempted"] is True
     assert check["pair"] == {"local_address": "45.10.20.30", "local_port": 50010,
@@ -150,7 +150,7 @@ def test_json_relay_section_has_every_measurement() -> None:
 
 
 def test_json_has_no_relay_section_without_checks() -> None:
-    assert "relay" not in json.loads(rendered(report(), as_json=True))
+    assert "relay" not in validated(rendered(report(), as_json=True), "gather")
 
 
 def test_table_shows_result_pair_rtt_throughput_and_errors() -> None:

@@ -4,7 +4,6 @@ hand-built Report. No gathering, no network."""
 from __future__ import annotations
 
 import io
-import json
 import re
 import signal
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from iceprobe.model import (
 from iceprobe.render import OutputFormat, Report, render
 from iceprobe.render.json_report import render_json
 from iceprobe.render.table import render_table
+from tests.schema import validated
 
 STUN_URL = "stun:stun.example.com:3478"
 TURN_URL = "turn:turn.example.com:3478?transport=tcp"
@@ -111,7 +111,7 @@ def table_text(report: Report) -> str:
 def json_document(report: Report) -> dict[str, Any]:
     buffer = io.StringIO()
     render_json(report, buffer)
-    document: dict[str, Any] = json.loads(buffer.getvalue())
+    document: dict[str, Any] = validated(buffer.getvalue(), "gather")
     return document
 
 
@@ -342,7 +342,7 @@ def test_every_output_format_writes_the_report(output_format: OutputFormat) -> N
     out = buffer.getvalue()
     assert PUBLIC_V4 in out
     if output_format is OutputFormat.JSON:
-        assert json.loads(out)["ok"] is True
+        assert validated(out, "gather")["ok"] is True
     else:
         assert "\x1b[" not in out  # not a terminal: no colour codes
         assert all(v.id in out for v in passing_report().verdicts)

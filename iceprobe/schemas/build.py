@@ -1,0 +1,224 @@
+"""Writes the JSON Schemas (draft 2020-12) of iceprobe's JSON documents.
+
+The four files next to this module are generated, so that the definitions the documents
+share (a server, a candidate, an error event, a verdict) are written once and the enums come
+from `iceprobe.constants`:
+
+    python3 -m iceprobe.schemas.build          # rewrite them
+    python3 -m iceprobe.schemas.build --check  # exit 1 if one is out of date
+
+A unit test runs the check. The documents are described in docs/json.md.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..constants import Cause, RelayStep, Role, Scheme, Severity, Status, Transport
+
+Schema = dict[str, Any]
+
+BASE = "https://github.com/iceprobe/iceprobe/schemas/"
+#: Verdict ids, error problems and verdicts named by `explain` are open sets: a new verdict
+#: is an additive change that a reader must tolerate, so they are patterns, not enums.
+ID_PATTERN = "^[a-z][a-z0-9-]*$"
+SERVER_STATUSES = ["ok", "failed", "unconfirmed", "interrupted", "not-probed", "not-recorded"]
+RECORDING_FORMATS = ["chrome-webrtc-internals", "rtcstats", "firefox-about-webrtc",
+                     "iceprobe-events", "sdp", "iceprobe-report"]
+
+
+def _values(enum: Any) -> list[str]:
+    return [member.value for member in enum]
+
+
+def _nullable(schema: Schema) -> Schema:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _object(required: dict[str, Schema], optional: dict[str, Schema] | None = None,
+            extra: bool = False, description: str | None = None) -> Schema:
+    schema: Schema = {"type": "object"}
+    if description:
+        schema["description"] = description
+    schema["properties"] = {**required, **(optional or {})}
+    schema["required"] = list(required)
+    schema["additionalProperties"] = extra
+    return schema
+
+
+STRING: Schema = {"type": "string"}
+BOOLEAN: Schema = {"type": "boolean"}
+NUMBER: Schema = {"type": "number"}
+MS: Schema = {"type": "number", "minimum": 0}
+PORT: Schema = {"type": "integer", "minimum": 0, "maximum": 65535}
+CODE: Schema = {"type": "integer", "minimum": 0, "maximum": 999}
+ID: Schema = {"type": "string", "pattern": ID_PATTERN}
+TRANSPORT: Schema = {"enum": _values(Transport)}
+
+
+def _array(items: Schema) -> Schema:
+    return {"type": "array", "items": items}
+
+
+def definitions() -> dict[str, Schema]:
+    """The parts the gather, relay and analyze documents share."""
+    browser = _object(
+        {"error_code": CODE, "error_text": STRING, "after_ms": MS},
+        extra=True,
+        description="What Chrome would have fired for the same failure (an icecandidateerror). "
+                    "Open to additional keys: what is known of Chrome's event may grow.")
+    error = _object(
+        {"url": STRING, "address": _nullable(STRING), "port": _nullable(PORT),
+         "server_address": _nullable(STRING), "server_port": _nullable(PORT),
+         "error_code": CODE, "error_text": STRING, "cause": {"enum": _values(Cause)},
+         "problem": _nullable(STRING), "elapsed_ms": _nullable(MS)},
+        {"browser": _nullable({"$ref": "#/$defs/browser"})},
+        description="One failure, as a browser's icecandidateerror plus its precise cause.")
+    server = _object(
+        {"url": STRING, "scheme": {"enum": _values(Scheme)}, "host": STRING, "port": PORT,
+         "transport": TRANSPORT, "addresses": _array(STRING),
+         "status": {"enum": SERVER_STATUSES}, "unfinished": _nullable(STRING),
+         "implied_by": _nullable(STRING), "duration_ms": _nullable(MS),
+         "realm": _nullable(STRING), "first_sent_ms": _nullable(MS)})
+    candidate = _object(
+        {"type": {"enum": ["host", "srflx", "prflx", "relay"]}, "protocol": STRING,
+         "address": STRING, "port": PORT, "related_address": _nullable(STRING),
+         "related_port": _nullable(PORT), "url": _nullable(STRING),
+         "relay_protocol": _nullable(TRANSPORT), "foundation": STRING,
+         "priority": {"type": "integer", "minimum": 0}, "elapsed_ms": _nullable(MS),
+         "tcp_type": _nullable(STRING)})
+    verdict = _object(
+        {"id": ID, "severity": {"enum": _values(Severity)}, "title": STRING, "detail": STRING,
+         "hint": STRING, "urls": _array(STRING), "role": {"enum": _values(Role)},
+         "key": STRING, "caused_by": _array(STRING), "group": STRING, "ignored": BOOLEAN})
+    cell = _object(
+        {"host": STRING, "transport": TRANSPORT, "port": PORT, "ok": BOOLEAN,
+         "result": STRING, "duration_ms": _nullable(MS)})
+    rtt = _object({"min": MS, "median": MS, "p95": MS, "max": MS})
+    relay = _object(
+        {"url": STRING, "attempted": BOOLEAN, "ok": BOOLEAN,
+         "failed_step": _nullable({"enum": _values(RelayStep)}),
+         "failure": _nullable(STRING), "ice_connected_ms": _nullable(MS),
+         "dtls_connected_ms": _nullable(MS), "channel_open_ms": _nullable(MS),
+         "pair": _nullable(_object(
+             {"local_address": STRING, "local_port": PORT, "remote_address": STRING,
+              "remote_port": PORT, "relay_protocol": TRANSPORT})),
+         "echo": _object({"sent": {"type": "integer", "minimum": 0},
+                          "received": {"type": "integer", "minimum": 0},
+                          "loss": _nullable({"type": "number", "minimum": 0, "maximum": 1}),
+                          "rtt_ms": _nullable({"$ref": "#/$defs/rtt"})}),
+         "throughput_bps": _object({"up": _nullable(NUMBER), "down": _nullable(NUMBER)}),
+         "duration_ms": _nullable(MS), "errors": _array({"$ref": "#/$defs/error"}),
+         "ice_check_retransmissions": {"type": "integer", "minimum": 0},
+         "ice_note": _nullable(STRING), "interrupted": BOOLEAN},
+        description="A relay data-path check (`relay`, `gather --relay-check`).")
+    state = _object({"kind": STRING, "state": STRING, "elapsed_ms": _nullable(MS)})
+    source = _object(
+        {"file": STRING, "format": {"enum": RECORDING_FORMATS}, "session": STRING,
+         "page_url": _nullable(STRING), "browser": _nullable(STRING)},
+        {"ice_transport_policy": _nullable(STRING), "configuration_known": BOOLEAN,
+         "errors_recorded": BOOLEAN, "events": {"type": "integer", "minimum": 0},
+         "time_resolution_ms": MS, "states": _array({"$ref": "#/$defs/state"})},
+        description="Where an analyze session was read from; the recording's keys are absent "
+                    "for a saved iceprobe report.")
+    tool = _object({"name": {"const": "iceprobe"}, "version": STRING})
+    return {"tool": tool, "server": server, "candidate": candidate, "error": error,
+            "browser": browser, "verdict": verdict, "cell": cell, "relay": relay, "rtt": rtt,
+            "state": state, "source": source}
+
+
+def _report_properties() -> tuple[dict[str, Schema], dict[str, Schema]]:
+    """The keys of one report (a gather or relay run, an analyze session): required, then
+    optional ones."""
+    required: dict[str, Schema] = {
+        "started_at": _nullable(STRING), "duration_ms": _nullable(MS),
+        "status": {"enum": _values(Status)}, "ok": BOOLEAN, "interrupted": BOOLEAN,
+        "require": {"enum": ["each", "any"]}, "username": _nullable(STRING),
+        "servers": _array({"$ref": "#/$defs/server"}),
+        "candidates": _array({"$ref": "#/$defs/candidate"}),
+        "errors": _array({"$ref": "#/$defs/error"}),
+        "verdicts": _array({"$ref": "#/$defs/verdict"}),
+    }
+    optional: dict[str, Schema] = {
+        "matrix": _array({"$ref": "#/$defs/cell"}),
+        "relay": _array({"$ref": "#/$defs/relay"}),
+    }
+    return required, optional
+
+
+def _header() -> dict[str, Schema]:
+    return {"schema_version": {"const": 2}, "tool": {"$ref": "#/$defs/tool"}}
+
+
+def _document(name: str, title: str, body: Schema) -> Schema:
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": f"{BASE}{name}.schema.json", "title": title, **body,
+            "$defs": definitions()}
+
+
+def gather_schema() -> Schema:
+    required, optional = _report_properties()
+    return _document("gather", "iceprobe gather --json", _object(
+        {**_header(), **required}, optional))
+
+
+def relay_schema() -> Schema:
+    required, optional = _report_properties()
+    optional.pop("matrix")
+    return _document("relay", "iceprobe relay --json", _object(
+        {**_header(), **required}, optional))
+
+
+def analyze_schema() -> Schema:
+    required, optional = _report_properties()
+    session = _object({**required, "source": {"$ref": "#/$defs/source"}}, optional)
+    unreadable = _object({"file": STRING, "error": STRING})
+    return _document("analyze", "iceprobe analyze --json", _object(
+        {**_header(), "status": {"enum": _values(Status)}, "ok": BOOLEAN,
+         "sessions": _array(session)},
+        {"unreadable": _array(unreadable)}))
+
+
+def explain_schema() -> Schema:
+    entry = _object(
+        {"code": CODE, "name": STRING, "reference": STRING,
+         "emitted_by": _array({"enum": ["STUN server", "TURN server", "browser"]}),
+         "meaning": STRING, "remedy": STRING, "verdict": ID,
+         "cause": _nullable({"enum": _values(Cause)}), "generic": BOOLEAN,
+         "aliases": _array(STRING)})
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": f"{BASE}explain.schema.json", "title": "iceprobe explain --json",
+            "type": "array", "items": entry}
+
+
+SCHEMAS = {"gather": gather_schema, "relay": relay_schema, "analyze": analyze_schema,
+           "explain": explain_schema}
+
+
+def rendered(name: str) -> str:
+    return json.dumps(SCHEMAS[name](), indent=2) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    here = Path(__file__).resolve().parent
+    stale = []
+    for name in SCHEMAS:
+        path = here / f"{name}.schema.json"
+        text = rendered(name)
+        if "--check" in argv:
+            if not path.exists() or path.read_text() != text:
+                stale.append(path.name)
+        else:
+            path.write_text(text)
+    if stale:
+        print(f"out of date: {', '.join(stale)} (run python3 -m iceprobe.schemas.build)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -14,6 +14,13 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.lab.dns import NxdomainResolver
+from tests.lab.interop import (
+    InteropServer,
+    InteropUnavailable,
+    start_node_turn,
+    start_pion,
+    start_stun_server,
+)
 from tests.lab.netns import DNS_ADDRESS, LabNetwork, LabUnavailable, enter_lab_network
 from tests.lab.responder import Script, ScriptedResponder
 from tests.lab.servers import Coturn, SilentServer, start_coturn
@@ -80,3 +87,42 @@ def responder(lab: LabNetwork) -> Iterator[Callable[[Script], ScriptedResponder]
     yield start
     for server in started:
         server.close()
+
+
+def _interop(lab: LabNetwork, launch: Callable[..., InteropServer]
+             ) -> Iterator[Callable[..., InteropServer]]:
+    """Start servers of the interop lab on the lab address for one test; all are stopped
+    after it. One that cannot be built or started skips the test, or fails it under CI."""
+    started: list[InteropServer] = []
+
+    def start(**options: object) -> InteropServer:
+        try:
+            server = launch(lab.ipv4, **options)
+        except InteropUnavailable as exc:
+            if _in_ci():
+                pytest.fail(f"{exc} (CI=true: lab tests must run)")
+            pytest.skip(str(exc))
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def pion(lab: LabNetwork) -> Iterator[Callable[..., InteropServer]]:
+    """Start pion/turn servers (tests/lab/interop.py: start_pion)."""
+    yield from _interop(lab, start_pion)
+
+
+@pytest.fixture
+def node_turn(lab: LabNetwork) -> Iterator[Callable[..., InteropServer]]:
+    """Start node-turn servers (tests/lab/interop.py: start_node_turn)."""
+    yield from _interop(lab, start_node_turn)
+
+
+@pytest.fixture
+def npm_stun(lab: LabNetwork) -> Iterator[Callable[..., InteropServer]]:
+    """Start npm `stun` servers (tests/lab/interop.py: start_stun_server)."""
+    yield from _interop(lab, start_stun_server)

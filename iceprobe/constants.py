@@ -85,6 +85,18 @@ class Role(str, enum.Enum):
     FINDING = "finding"
 
 
+class Confidence(str, enum.Enum):
+    """How sure a verdict is of the cause it names: *certain* when the evidence shows it (a
+    401 after the credentials were sent, an ICMP error), *likely* when it is inferred from
+    what was seen (a browser that dropped a duplicate srflx), *possible* when it is one of
+    several causes the evidence cannot tell apart (a browser's "Failed to establish
+    connection")."""
+
+    CERTAIN = "certain"
+    LIKELY = "likely"
+    POSSIBLE = "possible"
+
+
 class Status(str, enum.Enum):
     """A run's outcome, the headline of its report. Derived in one place
     (`iceprobe.status.outcome`), together with `ok` and the exit code."""

@@ -23,6 +23,9 @@ from .constants import (
     Cause as Cause,
 )
 from .constants import (
+    Confidence as Confidence,
+)
+from .constants import (
     RelayStep as RelayStep,
 )
 from .constants import (
@@ -209,6 +212,8 @@ class Verdict:
     group_title: str = ""
     #: The severity was lowered to info by --ignore.
     ignored: bool = False
+    #: How sure the verdict is of what it says (certain, likely, possible).
+    confidence: Confidence = Confidence.CERTAIN
 
 
 @dataclass(frozen=True)

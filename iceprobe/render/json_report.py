@@ -193,4 +193,5 @@ def _verdict(verdict: Verdict) -> dict[str, Any]:
         "caused_by": list(verdict.caused_by),
         "group": verdict.group,
         "ignored": verdict.ignored,
+        "confidence": verdict.confidence.value,
     }

@@ -8,7 +8,6 @@ title carries their number.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 
 from rich.console import Console, Group, RenderableType
@@ -16,7 +15,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from ..model import Role, Severity, Verdict
+from ..model import Confidence, Role, Severity, Verdict
 from ..numbers import plural
 from ..rules import VerdictGroup, group_verdicts
 from .layout import INDENT, longest_word
@@ -35,11 +34,8 @@ MAX_CAUSES_NAMED = 3
 
 
 def verdict_groups(verdicts: Sequence[Verdict]) -> tuple[VerdictGroup, ...]:
-    """The groups to show (iceprobe.rules.group_verdicts). A verdict without a key (made by
-    hand rather than by `evaluate`) is a group of its own, never merged with another."""
-    keyed = [v if v.key or v.group else dataclasses.replace(v, key=f"#{number}")
-             for number, v in enumerate(verdicts)]
-    return group_verdicts(keyed)
+    """The groups to show (iceprobe.rules.group_verdicts)."""
+    return group_verdicts(verdicts)
 
 
 def is_cause(group: VerdictGroup) -> bool:
@@ -81,6 +77,8 @@ def _body(group: VerdictGroup, *, verbose: bool, brief: bool, with_id: bool = Tr
     verdict = group.first
     body = Text()
     body.append(group.title, style="bold")
+    if verdict.confidence is not Confidence.CERTAIN:
+        body.append(f" ({verdict.confidence.value})", style="italic")
     if with_id:
         body.append(f"  [{verdict.id}]", style="dim")
     if group.causes:

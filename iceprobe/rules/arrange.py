@@ -119,10 +119,11 @@ def group_verdicts(verdicts: Sequence[Verdict]) -> tuple[VerdictGroup, ...]:
     """The verdicts of a report as a reader sees them: one entry per group, in the order of
     the first member, each consequence with the titles of its causes' groups."""
     members: dict[str, list[Verdict]] = {}
-    for verdict in verdicts:
-        members.setdefault(verdict.group or verdict.key, []).append(verdict)
+    for number, verdict in enumerate(verdicts):
+        # A verdict made by hand (no key, no group) is a group of its own.
+        members.setdefault(verdict.group or verdict.key or f"#{number}", []).append(verdict)
     plain = {key: VerdictGroup(tuple(found)) for key, found in members.items()}
-    group_of = {v.key: plain[key] for key, found in members.items() for v in found}
+    group_of = {v.key: plain[key] for key, found in members.items() for v in found if v.key}
     groups = []
     for group in plain.values():
         causes = tuple(dict.fromkeys(

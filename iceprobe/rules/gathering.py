@@ -12,6 +12,7 @@ from ..model import (
     Candidate,
     CandidateType,
     Cause,
+    Confidence,
     ErrorEvent,
     ServerSpec,
     Severity,
@@ -198,8 +199,19 @@ def server_unreachable(evidence: Evidence) -> list[Verdict]:
             id="server-unreachable", severity=severity,
             title=f"{url} unreachable (701 {named})",
             detail=sentence(f"Could not be used: {texts}"), hint=hint, urls=(url,),
-            group_title=f"{{n}} servers unreachable (701 {named})"))
+            group_title=f"{{n}} servers unreachable (701 {named})",
+            confidence=_confidence(causes, plain)))
     return verdicts
+
+
+def _confidence(causes: Sequence[Cause], plain_works: bool) -> Confidence:
+    """A browser's "Failed to establish connection" is one of several causes (possible); a
+    TLS failure read as a plain port is inferred from the TCP probe (likely)."""
+    if Cause.CONNECT in causes:
+        return Confidence.POSSIBLE
+    if plain_works and Cause.TLS in causes:
+        return Confidence.LIKELY
+    return Confidence.CERTAIN
 
 
 def _plain_tcp_works(evidence: Evidence, spec: ServerSpec) -> bool:
@@ -267,7 +279,7 @@ def _srflx_elsewhere(url: str, others: Sequence[Candidate]) -> Verdict:
                "most likely answered with the same mapping.",
         hint="Nothing to fix if the addresses match; to see this server's own answer, probe "
              "it alone with `iceprobe gather --stun URL`.",
-        urls=(url,))
+        urls=(url,), confidence=Confidence.LIKELY)
 
 
 def all_candidates_gathered(evidence: Evidence) -> list[Verdict]:

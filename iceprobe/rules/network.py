@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 
 from ..credentials import FAR_FUTURE_SECONDS, describe_duration
-from ..model import CandidateType, Cause, ProbeResult, Severity, Transport, Verdict
+from ..model import CandidateType, Cause, Confidence, ProbeResult, Severity, Transport, Verdict
 from ..numbers import describe_ms
 from .evidence import Evidence
 
@@ -219,6 +219,8 @@ def udp_blocked(evidence: Evidence) -> list[Verdict]:
                 detail="Every UDP probe timed out while TURN over TCP or TLS to the same "
                        "deployment worked: calls will connect, relayed over TCP, at lower "
                        "quality.",
-                hint="Open UDP 3478 and the relay port range towards the server if you can.",
+                hint="Open UDP 3478 and the relay port range towards the server if you can "
+                     "(or the server does not listen on UDP: check its configuration).",
+                confidence=Confidence.LIKELY,
                 urls=tuple(udp_urls[host])))
     return verdicts

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..constants import Cause, RelayStep, Role, Scheme, Severity, Status, Transport
+from ..constants import Cause, Confidence, RelayStep, Role, Scheme, Severity, Status, Transport
 
 Schema = dict[str, Any]
 
@@ -93,7 +93,8 @@ def definitions() -> dict[str, Schema]:
     verdict = _object(
         {"id": ID, "severity": {"enum": _values(Severity)}, "title": STRING, "detail": STRING,
          "hint": STRING, "urls": _array(STRING), "role": {"enum": _values(Role)},
-         "key": STRING, "caused_by": _array(STRING), "group": STRING, "ignored": BOOLEAN})
+         "key": STRING, "caused_by": _array(STRING), "group": STRING, "ignored": BOOLEAN,
+         "confidence": {"enum": _values(Confidence)}})
     cell = _object(
         {"host": STRING, "transport": TRANSPORT, "port": PORT, "ok": BOOLEAN,
          "result": STRING, "duration_ms": _nullable(MS)})

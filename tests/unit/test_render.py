@@ -239,7 +239,7 @@ CANDIDATE_KEYS = {"type", "protocol", "address", "port", "related_address", "rel
 ERROR_KEYS = {"url", "address", "port", "server_address", "server_port", "error_code",
               "error_text", "cause", "problem", "elapsed_ms", "browser"}
 VERDICT_KEYS = {"id", "severity", "title", "detail", "hint", "urls", "role", "key",
-                "caused_by", "group", "ignored"}
+                "caused_by", "group", "ignored", "confidence"}
 
 
 def test_json_top_level_keys_are_exactly_the_schema() -> None:

@@ -526,3 +526,19 @@ def test_analyze_quiet_prints_the_causes_of_each_session() -> None:
     assert "[server-unreachable]" in done.stdout
     assert "[ice-failed]" not in done.stdout and "Timeline" not in done.stdout
     assert re.search(r"^FAIL  0 candidates \(none\)", done.stdout, re.MULTILINE)
+
+
+def test_a_verdict_that_is_not_certain_says_so_in_its_title() -> None:
+    tls = "turns:turn.example.org:5349?transport=tcp"
+    failed = event(tls, ("192.0.2.2", 51689), ("198.51.100.77", 5349), 701,
+                   "TURN allocate request timed out", Cause.TIMEOUT, 5000.0)
+    plain = "turn:turn.example.org:5349?transport=tcp"
+    relay = candidate(CandidateType.RELAY, RELAY_V4, 50000, 40.0, (LOCAL_V4, 50000), plain,
+                      relay_protocol="tcp")
+    certain = rendered(build((result(tls, (), (failed,)),), HOSTS), 100)
+    assert "(likely)" not in certain and "(possible)" not in certain
+    handshake = dataclasses.replace(failed, cause=Cause.TLS, problem="handshake",
+                                    error_text="TLS handshake failed: wrong version number")
+    inferred = rendered(build((result(tls, (), (handshake,)), result(plain, (relay,))),
+                              HOSTS, matrix=True), 100)
+    assert "unreachable (701 tls) (likely)" in inferred

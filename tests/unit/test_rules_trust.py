@@ -10,6 +10,7 @@ from iceprobe.constants import Status
 from iceprobe.model import (
     SERVER_UNREACHABLE_CODE,
     Cause,
+    Confidence,
     ErrorEvent,
     GatherReport,
     ProbeResult,
@@ -275,3 +276,24 @@ def test_verdict_texts_have_clean_grammar_in_every_scenario() -> None:
                 assert ".." not in text.replace("…", ""), text
                 assert "(s)" not in text and "(es)" not in text, text
                 assert "  " not in text, text
+
+
+# --- every verdict says how sure it is -------------------------------------------------------
+
+def test_an_inferred_verdict_says_likely_and_an_ambiguous_cause_says_possible() -> None:
+    other = result(spec("stun:198.51.100.7"))
+    recording = Recording("chrome-webrtc-internals", events=4)
+    inferred = evaluate(Evidence((host_candidate(),), (result(spec(STUN_A), srflx(STUN_A)),
+                                                       other), recording=recording))
+    assert one(inferred, "srflx-from-another-server").confidence is Confidence.LIKELY
+    tls = "turns:turn.example.org:5349?transport=tcp"
+    failed = ErrorEvent(tls, None, None, None, None, 701, "Failed to establish connection",
+                        Cause.CONNECT, 300.0)
+    ambiguous = evaluate(Evidence((host_candidate(),), (result(spec(tls), errors=(failed,)),),
+                                  recording=recording))
+    verdict = one(ambiguous, "server-unreachable")
+    assert verdict.confidence is Confidence.POSSIBLE
+    assert verdict.hint.startswith("Not certain which")
+    assert "certificate" in verdict.hint
+    shown = evaluate(evidence(turn_dead(TURN_A)))
+    assert {v.confidence for v in shown} == {Confidence.CERTAIN}

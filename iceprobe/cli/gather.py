@@ -147,7 +147,9 @@ def _gather(specs: tuple[ServerSpec, ...], credentials: Credentials | None,
         return gathered, await check_relays(gathered, RelayOptions(
             credentials=credentials, tls=tls_context(options)), stop)
 
-    (gathered, relays), stopped_by = run(probe, f"Probing {len(specs)} server(s)…",
+    from ..numbers import plural
+
+    (gathered, relays), stopped_by = run(probe, f"Probing {plural(len(specs), 'server')}…",
                                          output.verbose)
     ephemeral = ephemeral_expiry(credentials.username, time.time()) if credentials else None
     evidence = Evidence(gathered.host_candidates, gathered.results, settings.require,

@@ -150,8 +150,11 @@ def _relay(specs: tuple[ServerSpec, ...], credentials: Credentials, options: Rel
         gathered = await gather(specs, precheck, stop)
         return gathered, await check_relays(gathered, options, stop)
 
-    (gathered, relays), stopped_by = run(probe, f"Checking the data path through {len(specs)} "
-                                                "TURN server(s)…", output.verbose)
+    from ..numbers import plural
+
+    (gathered, relays), stopped_by = run(
+        probe, f"Checking the data path through {plural(len(specs), 'TURN server')}…",
+        output.verbose)
     evidence = Evidence(gathered.host_candidates, gathered.results, Requirement.EACH,
                         turn_credentials=True, insecure=insecure,
                         ephemeral=ephemeral_expiry(credentials.username, time.time()),

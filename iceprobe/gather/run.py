@@ -339,9 +339,10 @@ async def _probe_server(run: _Run, index: int, spec: ServerSpec) -> ProbeResult:
                f"{run.options.timeout:g} s budget ran out" if busy else
                f"the {run.options.timeout:g} s budget (--timeout) ran out before the probe "
                "could start")
+        tried = len(pairs) * len(relay_families)
         result = dataclasses.replace(result, unfinished=(
-            f"not probed from {starved} of {len(pairs) * len(relay_families)} local "
-            f"address(es): {why}"))
+            f"not probed from {starved} of {tried} local "
+            f"{'address' if tried == 1 else 'addresses'}: {why}"))
     return result
 
 

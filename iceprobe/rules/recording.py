@@ -5,6 +5,7 @@ gathering rules judge the candidates and errors of a recording as they judge gat
 from __future__ import annotations
 
 from ..model import CandidateType, Severity, Verdict
+from ..numbers import describe_ms
 from .evidence import Evidence
 
 _FAILED = "failed"
@@ -38,7 +39,7 @@ def ice_failed(evidence: Evidence) -> list[Verdict]:
     if not failed:
         return []
     timeline = " → ".join(
-        f"{s.kind} {s.state}" + ("" if s.elapsed_ms is None else f" ({s.elapsed_ms / 1000:.1f} s)")
+        f"{s.kind} {s.state}" + ("" if s.elapsed_ms is None else f" ({describe_ms(s.elapsed_ms)})")
         for s in recording.states if s.kind in ("ice", "connection"))
     return [Verdict(
         id="ice-failed", severity=Severity.FAIL, title="ICE failed: the call did not connect",

@@ -240,6 +240,6 @@ def test_on_a_terminal_gather_shows_the_spinner_then_the_coloured_table() -> Non
     os.close(primary)
     assert process.wait(timeout=30) == cli.ExitCode.FAIL
     out = b"".join(chunks).decode(errors="replace")
-    assert "Probing 1 server(s)" in out  # the spinner's status line
+    assert "Probing 1 server…" in out  # the spinner's status line
     assert "\x1b[" in out  # colour
     assert "server-unreachable" in out and "Traceback" not in out

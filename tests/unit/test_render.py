@@ -402,7 +402,7 @@ def test_an_unfinished_server_is_not_blamed_for_having_no_candidate() -> None:
 
 
 def test_a_server_without_a_probe_slot_is_not_probed_and_fails() -> None:
-    report = interrupted_report("not probed from 1 of 1 local address(es): all 1 probe slots "
+    report = interrupted_report("not probed from 1 of 1 local address: all 1 probe slots "
                                 "(--concurrency) stayed busy until the 2 s budget ran out")
     [verdict] = [v for v in report.verdicts if v.id == "not-probed"]
     assert verdict.severity is Severity.FAIL and "--concurrency" in verdict.hint

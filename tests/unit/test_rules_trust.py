@@ -162,7 +162,7 @@ def test_tls_to_a_plain_turn_port_says_the_port_speaks_plain_turn_not_the_certif
 
 def test_a_budget_too_short_to_start_says_raise_timeout_not_concurrency() -> None:
     unstarted = ProbeResult(spec(STUN_A), (), (), 0.1, unfinished=(
-        "not probed from 1 of 1 local address(es): the 0.0001 s budget (--timeout) ran out "
+        "not probed from 1 of 1 local address: the 0.0001 s budget (--timeout) ran out "
         "before the probe could start"))
     hint = one(evaluate(evidence(unstarted)), "not-probed").hint
     assert "--timeout" in hint

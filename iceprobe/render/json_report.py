@@ -174,8 +174,7 @@ def _error(event: ErrorEvent, browser: bool = False) -> dict[str, Any]:
         "problem": event.problem,
         "elapsed_ms": event.elapsed_ms,
         # Only for an Allocate that asked for a family (--relay-family ipv6|both).
-        **({"requested_family": event.requested_family}
-           if event.requested_family is not None else {}),
+        "requested_family": event.requested_family,
         **({"browser": _browser(event)} if browser else {}),
     }
 

@@ -3,6 +3,7 @@ unreachable, and whether anything beyond host candidates came back."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 
@@ -14,6 +15,7 @@ from ..model import (
     Cause,
     Confidence,
     ErrorEvent,
+    ProbeResult,
     ServerSpec,
     Severity,
     Transport,
@@ -110,15 +112,22 @@ def _only_ipv6(events: Sequence[ErrorEvent]) -> bool:
     return all(e.address is not None and ":" in e.address for e in events)
 
 
-def unreachable_hint(cause: Cause, spec: ServerSpec, plain_works: bool = False) -> str:
+def unreachable_hint(cause: Cause, spec: ServerSpec, plain_works: bool = False,
+                     ports: Sequence[int] = ()) -> str:
     """What to do about a 701 of this cause on this server: the code table's remedy, made
     specific to the transport and port that were tried (never advising what just failed).
-    `plain_works`: plain TURN over TCP on the same host and port worked in this run."""
-    port, transport = spec.port, spec.transport
+    `plain_works`: plain TURN over TCP on the same host and port worked in this run.
+    `ports`: every port that failed so (--matrix), named together."""
+    transport = spec.transport
+    port = _ports_text(ports) if len(ports) > 1 else str(spec.port)
+    one_port = len(ports) <= 1
     if cause is Cause.TLS:
         if plain_works:
             return (f"Port {port} speaks plain TURN over TCP, not TLS (the TCP probe of the "
                     "same port worked): use turn:…?transport=tcp there, or point turns: at "
+                    "the server's TLS port." if one_port else
+                    f"Ports {port} speak plain TURN over TCP, not TLS (the TCP probes of the "
+                    "same ports worked): use turn:…?transport=tcp there, or point turns: at "
                     "the server's TLS port.")
         return ("The TLS handshake did not complete (no certificate was judged): check that "
                 f"port {port} speaks TLS at all (a plain TURN port does not) and the "
@@ -129,13 +138,14 @@ def unreachable_hint(cause: Cause, spec: ServerSpec, plain_works: bool = False) 
             return (f"Check that the server runs and that UDP {port} to it is open (firewall, "
                     "security group); where UDP is blocked, offer TURN over TCP or TLS on "
                     "port 443.")
-        other = ("" if port == 443 else
+        other = ("" if 443 in (ports or (spec.port,)) else
                  " Where only web traffic gets out, offer TURN over TLS on port 443.")
         return (f"Check that the server listens on TCP {port} and that no firewall drops "
                 f"the connection (an unanswered TCP connection is a silent drop).{other}")
     if cause is Cause.REFUSED:
-        return (f"Nothing accepts TCP connections on port {port} there: check the server's "
-                f"{transport.value.upper()} listening port, or use the port it listens on.")
+        return (f"Nothing accepts TCP connections on {'port' if one_port else 'ports'} {port} "
+                f"there: check the server's {transport.value.upper()} listening port, or use "
+                "the port it listens on.")
     if cause is Cause.CONNECT:  # a browser's "Failed to establish connection": no reason
         if transport is Transport.TLS:
             return ("Not certain which: the likely causes are, in order, a certificate the "
@@ -147,8 +157,28 @@ def unreachable_hint(cause: Cause, spec: ServerSpec, plain_works: bool = False) 
                 "network: it names the cause.")
     if cause is Cause.UNREACHABLE:
         return (f"An ICMP error came back for {wire} {port}: check that the server runs and "
-                "listens on that port, and firewalls that reject traffic.")
+                f"listens on {'that port' if one_port else 'those ports'}, and firewalls that "
+                "reject traffic.")
     return for_cause(cause).remedy
+
+
+def _ports_text(ports: Sequence[int]) -> str:
+    names = [str(p) for p in ports]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _matrix_ports(evidence: Evidence, result: ProbeResult,
+                  causes: Sequence[Cause]) -> tuple[int, ...]:
+    """--matrix: the ports of the same host and transport that failed with the same causes,
+    so that one verdict speaks for that row of the grid."""
+    if not evidence.matrix or not result.server.is_turn:
+        return ()
+    spec = result.server
+    return tuple(r.server.port for r in evidence.results
+                 if r.server.is_turn and not r.ok and r.server.host == spec.host
+                 and r.server.transport is spec.transport
+                 and list(dict.fromkeys(e.cause for e in r.errors if e.is_unreachable))
+                 == list(causes))
 
 
 def _partial_note(events: Sequence[ErrorEvent], good: Sequence[str]) -> str:
@@ -175,7 +205,11 @@ def server_unreachable(evidence: Evidence) -> list[Verdict]:
         named = ", ".join(c.value for c in causes)
         texts = "; ".join(dict.fromkeys(_generic(e.error_text) for e in events))
         plain = _plain_tcp_works(evidence, result.server)
-        hint = " ".join(dict.fromkeys(unreachable_hint(c, result.server, plain)
+        ports = _matrix_ports(evidence, result, causes)
+        if plain:
+            ports = tuple(p for p in ports if _plain_tcp_works(
+                evidence, dataclasses.replace(result.server, port=p)))
+        hint = " ".join(dict.fromkeys(unreachable_hint(c, result.server, plain, ports)
                                       for c in causes))
         wanted = result.server.expected_candidate.value
         if result.ok:
@@ -199,7 +233,9 @@ def server_unreachable(evidence: Evidence) -> list[Verdict]:
             id="server-unreachable", severity=severity,
             title=f"{url} unreachable (701 {named})",
             detail=sentence(f"Could not be used: {texts}"), hint=hint, urls=(url,),
-            group_title=f"{{n}} servers unreachable (701 {named})",
+            group_title=(f"{{n}} {result.server.transport.value.upper()} ports of the grid "
+                         f"unreachable (701 {named})" if ports else
+                         f"{{n}} servers unreachable (701 {named})"),
             confidence=_confidence(causes, plain)))
     return verdicts
 

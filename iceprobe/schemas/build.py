@@ -74,7 +74,8 @@ def definitions() -> dict[str, Schema]:
         {"url": STRING, "address": _nullable(STRING), "port": _nullable(PORT),
          "server_address": _nullable(STRING), "server_port": _nullable(PORT),
          "error_code": CODE, "error_text": STRING, "cause": {"enum": _values(Cause)},
-         "problem": _nullable(STRING), "elapsed_ms": _nullable(MS)},
+         "problem": _nullable(STRING), "elapsed_ms": _nullable(MS),
+         "requested_family": _nullable({"enum": [4, 6]})},
         {"browser": _nullable({"$ref": "#/$defs/browser"})},
         description="One failure, as a browser's icecandidateerror plus its precise cause.")
     server = _object(

@@ -237,7 +237,7 @@ SERVER_KEYS = {"url", "scheme", "host", "port", "transport", "addresses", "statu
 CANDIDATE_KEYS = {"type", "protocol", "address", "port", "related_address", "related_port",
                   "url", "relay_protocol", "tcp_type", "foundation", "priority", "elapsed_ms"}
 ERROR_KEYS = {"url", "address", "port", "server_address", "server_port", "error_code",
-              "error_text", "cause", "problem", "elapsed_ms", "browser"}
+              "error_text", "cause", "problem", "elapsed_ms", "requested_family", "browser"}
 VERDICT_KEYS = {"id", "severity", "title", "detail", "hint", "urls", "role", "key",
                 "caused_by", "group", "ignored", "confidence"}
 
@@ -298,6 +298,7 @@ def test_json_errors_have_their_fields_in_time_order() -> None:
                          "server_address": "192.0.2.2", "server_port": 3478,
                          "error_code": 401, "error_text": "Unauthorized",
                          "cause": "response", "problem": None, "elapsed_ms": 35.0,
+                         "requested_family": None,
                          "browser": {"error_code": 401, "error_text": "Unauthorized.",
                                      "after_ms": 35.0, "address_null": False}}
     assert errors[1]["cause"] == "timeout"

@@ -297,3 +297,29 @@ def test_an_inferred_verdict_says_likely_and_an_ambiguous_cause_says_possible() 
     assert "certificate" in verdict.hint
     shown = evaluate(evidence(turn_dead(TURN_A)))
     assert {v.confidence for v in shown} == {Confidence.CERTAIN}
+
+
+def test_a_matrix_with_a_way_out_leads_with_it_and_folds_each_row_of_blocked_ports() -> None:
+    from iceprobe.matrix import matrix_specs
+
+    results = []
+    for grid_spec in matrix_specs(["turn.example.org"], [3478, 443, 5349]):
+        if grid_spec.transport.value == "tcp" and grid_spec.port == 443:
+            url = grid_spec.url
+            results.append(ProbeResult(grid_spec, (srflx(url), relay(url)), (), 9.0))
+            continue
+        cause = Cause.UNREACHABLE if grid_spec.transport.value == "udp" else Cause.REFUSED
+        failure = unreachable(grid_spec.url, cause, text="nothing listens there")
+        results.append(ProbeResult(grid_spec, (), (failure,), 3.0))
+    verdicts = evaluate(Evidence((host_candidate(),), tuple(results), Requirement.ANY,
+                                 turn_credentials=True, matrix=True))
+    groups = group_verdicts(verdicts)
+    assert groups[0].first.id == "transport-matrix"
+    assert groups[0].first.severity is Severity.OK
+    # The grid already shows each cell: no warning repeats it, and each row is one entry.
+    assert not [v for v in verdicts if v.severity in (Severity.WARN, Severity.FAIL)]
+    titles = [g.title for g in groups]
+    assert "3 UDP ports of the grid unreachable (701 unreachable)" in titles
+    assert "2 TCP ports of the grid unreachable (701 refused)" in titles
+    udp = next(g for g in groups if g.title.startswith("3 UDP"))
+    assert "UDP 3478, 443 and 5349" in udp.first.hint

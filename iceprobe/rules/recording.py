@@ -41,12 +41,16 @@ def ice_failed(evidence: Evidence) -> list[Verdict]:
     timeline = " → ".join(
         f"{s.kind} {s.state}" + ("" if s.elapsed_ms is None else f" ({describe_ms(s.elapsed_ms)})")
         for s in recording.states if s.kind in ("ice", "connection"))
+    relayed = any(c.type is CandidateType.RELAY for c in evidence.gathered)
+    state = "ICE connection state" if failed[0].kind == "ice" else "connection state"
     return [Verdict(
         id="ice-failed", severity=Severity.FAIL, title="ICE failed: the call did not connect",
-        detail=f"The {failed[0].kind} state reached failed. Timeline: {timeline}.",
-        hint="No candidate pair worked. If relay candidates were gathered, the other side "
-             "or the TURN server's relay ports are the suspects; if not, see the verdicts "
-             "on the servers above.")]
+        detail=f"The {state} reached failed. Timeline: {timeline}.",
+        hint="No candidate pair worked although this side had a relay candidate: the other "
+             "side (its candidates, its TURN server) or the TURN server's relay ports are "
+             "the suspects." if relayed else
+             "No candidate pair worked, and this side had no relay candidate: fix the causes "
+             "above first.")]
 
 
 def ice_policy_mismatch(evidence: Evidence) -> list[Verdict]:

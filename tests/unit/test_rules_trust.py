@@ -19,6 +19,7 @@ from iceprobe.model import (
     Role,
     ServerSpec,
     Severity,
+    StateChange,
 )
 from iceprobe.render.report import Report
 from iceprobe.rules import Evidence, evaluate, group_verdicts
@@ -105,15 +106,22 @@ def test_ice_failed_in_a_recording_follows_from_the_server_failure() -> None:
     event = ErrorEvent(tcp, None, None, None, None, 701, "TURN allocate request timed out.",
                        Cause.TIMEOUT, 39000.0)
     recording = Recording("chrome-webrtc-internals", ice_transport_policy="relay", events=5,
-                          states=())
+                          states=(StateChange("ice", "checking", 416.0),
+                                  StateChange("ice", "failed", 39800.0)))
     verdicts = evaluate(Evidence((host_candidate(),), (result(spec(tcp), errors=(event,)),),
                                  turn_credentials=True, recording=recording))
     first = verdicts[0]
     assert first.id == "server-unreachable"
     assert first.role is Role.CAUSE
-    for later in verdicts[1:]:
-        if later.role is Role.CONSEQUENCE:
-            assert first.key in later.caused_by
+    consequences = [v for v in verdicts[1:] if v.role is Role.CONSEQUENCE]
+    assert {v.id for v in consequences} == {"ice-failed", "ice-policy-mismatch",
+                                            "no-relay-candidates", "only-host-candidates"}
+    for later in consequences:
+        assert first.key in later.caused_by
+    # No relay was gathered: the hint does not send the reader to the other side.
+    ice = one(verdicts, "ice-failed")
+    assert "fix the causes above" in ice.hint
+    assert "other side" not in ice.hint
 
 
 # --- item 2: hints that point the right way --------------------------------------------------

@@ -70,7 +70,9 @@ _LOOKUP_TEXT = {Scheme.STUN: "STUN host lookup received error.",
                 Scheme.TURNS: "TURN host lookup received error."}
 #: Causes after which libwebrtc, blind to ICMP and to what it cannot parse, keeps
 #: retransmitting until its schedule ends.
-_SILENT = (Cause.TIMEOUT, Cause.UNREACHABLE, Cause.REFUSED, Cause.MALFORMED, Cause.CLOSED)
+_SILENT = (Cause.TIMEOUT, Cause.UNREACHABLE, Cause.REFUSED, Cause.MALFORMED, Cause.CLOSED,
+           # Inferred, not measured: libwebrtc drops a response of the wrong type.
+           Cause.WRONG_METHOD)
 
 
 #: TURN error responses libwebrtc handles without an event: it follows a 300 Try Alternate
@@ -155,7 +157,7 @@ def _over_stream(event: ErrorEvent, scheme: Scheme, elapsed: float) -> BrowserVi
         if not connected:
             return None  # SYNs dropped: Chromium waits for the OS, beyond any budget
         return BrowserView(701, _TIMEOUT_TEXT[scheme], float(TIMEOUT_MS))
-    if event.cause is Cause.MALFORMED:
+    if event.cause in (Cause.MALFORMED, Cause.WRONG_METHOD):
         # Not measured alone: libwebrtc skips what it cannot parse and waits for an answer;
         # if the server then closes the connection (an HTTP server does), it is a close.
         return BrowserView(701, _TIMEOUT_TEXT[scheme], float(TIMEOUT_MS))

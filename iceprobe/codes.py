@@ -52,9 +52,14 @@ CODES: tuple[CodeInfo, ...] = (
            "reports the result there. Otherwise point clients straight at a working server.",
            "alternate-server"),
     _entry(400, "Bad Request", _RFC8489, _BOTH,
-           "The server could not parse the request or found it invalid.",
+           "The server could not parse the request or found it invalid. pion/turn (inside "
+           "LiveKit and many Go services) also answers a failed credential check (wrong "
+           "password, unknown user, expired REST credentials) with a bare 400, without a "
+           "reason phrase: after the 401 challenge was answered, iceprobe reads such a 400 as "
+           "probably the credentials (turn-credentials-rejected, likely).",
            "The client and server disagree on the protocol: check the server software and "
-           "version, and that the port really runs STUN/TURN.", "server-incompatible"),
+           "version, and that the port really runs STUN/TURN. If it came after the "
+           "credentials were sent, check them first.", "server-incompatible"),
     _entry(401, "Unauthenticated", _RFC8489, (TURN_SERVER,),
            "The request lacked valid credentials. The first 401 of every TURN allocation is "
            "the normal challenge (it brings REALM and NONCE); a 401 after the credentials "
@@ -162,11 +167,13 @@ CODES: tuple[CodeInfo, ...] = (
 _701 = "W3C WebRTC 701, iceprobe cause"
 
 
-def _cause(cause: Cause, meaning: str, remedy: str, aliases: tuple[str, ...] = ()) -> CodeInfo:
+def _cause(cause: Cause, meaning: str, remedy: str, aliases: tuple[str, ...] = (),
+           verdict: str | None = None) -> CodeInfo:
+    if verdict is None:
+        verdict = ("server-error" if cause in (Cause.MALFORMED, Cause.INTERNAL)
+                   else "server-unreachable")
     return CodeInfo(701, f"Server not reachable: {cause.value}", f"{_701} {cause.value!r}",
-                    (BROWSER,), meaning, remedy,
-                    "server-error" if cause in (Cause.MALFORMED, Cause.INTERNAL)
-                    else "server-unreachable", cause=cause.value, aliases=aliases)
+                    (BROWSER,), meaning, remedy, verdict, cause=cause.value, aliases=aliases)
 
 
 #: One entry per iceprobe cause, in `Cause` order. The aliases are libwebrtc's errorText
@@ -177,9 +184,9 @@ def _cause(cause: Cause, meaning: str, remedy: str, aliases: tuple[str, ...] = (
 #: connection closed" comes once the connection was up, so it maps to `closed`. Chromium
 #: 156's "Failed to establish connection" covers refused, TLS and closed alike (measured,
 #: docs/chrome.md), so it maps to `connect`, which claims none of them; a recording can
-#: narrow it (iceprobe.recordings.evidence). MALFORMED and INTERNAL are not reachability
-#: failures (`ErrorEvent.is_unreachable` is False), so they lead to `server-error`, not
-#: `server-unreachable`.
+#: narrow it (iceprobe.recordings.evidence). MALFORMED, WRONG_METHOD and INTERNAL are not
+#: reachability failures (`ErrorEvent.is_unreachable` is False), so they lead to
+#: `server-error` or `not-a-turn-server`, not `server-unreachable`.
 CAUSES_701: tuple[CodeInfo, ...] = (
     _cause(Cause.DNS, "The server's name did not resolve (NXDOMAIN, no A/AAAA record, or no "
            "resolver answer).",
@@ -228,6 +235,12 @@ CAUSES_701: tuple[CodeInfo, ...] = (
     _cause(Cause.MALFORMED, "Something answered, but not with a STUN message iceprobe could "
            "read.", "Check what really listens on that port (another service, a proxy).",
            ()),
+    _cause(Cause.WRONG_METHOD, "The server answered the request's transaction, but with a "
+           "response of another method: a Binding success to a TURN Allocate (the npm stun "
+           "server does so) means the server speaks STUN but is not a TURN server. Browsers "
+           "ignore such an answer and time out.",
+           "Point the turn: URL at a TURN server, or use this server as stun:.", (),
+           verdict="not-a-turn-server"),
     _cause(Cause.INTERNAL, "iceprobe itself failed while probing: a bug.",
            "Report it with the output of --verbose.", ()),
 )

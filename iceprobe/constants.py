@@ -64,6 +64,9 @@ class Cause(str, enum.Enum):
     CONNECT = "connect"
     TIMEOUT = "timeout"
     MALFORMED = "malformed"
+    #: The server answered our transaction with a response of another method (a Binding
+    #: success to an Allocate: a STUN server that is not a TURN server).
+    WRONG_METHOD = "wrong-method"
     INTERNAL = "internal"
 
 

@@ -116,11 +116,16 @@ class ErrorEvent:
     #: The relay address family (4 or 6) that the Allocate of this attempt asked for with
     #: REQUESTED-ADDRESS-FAMILY (`--relay-family`); None when it sent none, as browsers do.
     requested_family: int | None = None
+    #: For an error response to a TURN Allocate: True when the request carried credentials
+    #: (USERNAME, MESSAGE-INTEGRITY) answering the server's 401 challenge, False when it
+    #: carried none; None when not known (a recording) or not an Allocate's error response.
+    after_challenge: bool | None = None
 
     @property
     def is_unreachable(self) -> bool:
         """True for the browser's 701 family, where no usable answer came back."""
-        return self.cause not in (Cause.RESPONSE, Cause.MALFORMED, Cause.INTERNAL)
+        return self.cause not in (Cause.RESPONSE, Cause.MALFORMED, Cause.WRONG_METHOD,
+                                  Cause.INTERNAL)
 
 
 @dataclass(frozen=True)
@@ -146,6 +151,12 @@ class ProbeResult:
     #: When the probe's first packet went out (a request, or a TCP connection attempt), in
     #: milliseconds since the start of the run; None when nothing was sent.
     first_sent_ms: float | None = None
+    #: The server's SOFTWARE attribute (RFC 8489 section 14.14), from any of its responses
+    #: in this run; None when it sent none.
+    software: str | None = None
+    #: The TURN server granted an allocation to an Allocate that carried no credentials: it
+    #: never challenged with a 401, so anyone can relay through it.
+    unauthenticated_allocation: bool = False
 
     @property
     def ok(self) -> bool:

@@ -86,6 +86,9 @@ def gather(ctx: click.Context, stun_servers: tuple[ServerSpec, ...],
         raise click.UsageError("--port goes with --matrix", ctx=ctx)
     if relay_check and matrix:
         raise click.UsageError("--relay-check does not go with --matrix", ctx=ctx)
+    if relay_check and credentials.no_auth:
+        raise click.UsageError("--relay-check needs TURN credentials: it does not go with "
+                               "--no-auth", ctx=ctx)
     if matrix:
         if not turn_servers:
             raise click.UsageError("--matrix needs a --turn URL to take the host from", ctx=ctx)
@@ -100,7 +103,7 @@ def gather(ctx: click.Context, stun_servers: tuple[ServerSpec, ...],
     try:
         settings = _Settings(timeout, Requirement(require), slow_ms, ca_file, insecure, matrix,
                              relay_family, relay_check, concurrency,
-                             turn_as_stun and not matrix)
+                             turn_as_stun and not matrix, credentials.no_auth)
         return _gather(specs, resolved, settings, output)
     except (KeyboardInterrupt, click.Abort, click.ClickException):
         raise
@@ -120,6 +123,7 @@ class _Settings:
     relay_check: bool
     concurrency: int
     turn_as_stun: bool
+    no_auth: bool = False
 
 
 def _gather(specs: tuple[ServerSpec, ...], credentials: Credentials | None,
@@ -155,7 +159,8 @@ def _gather(specs: tuple[ServerSpec, ...], credentials: Credentials | None,
     evidence = Evidence(gathered.host_candidates, gathered.results, settings.require,
                         turn_credentials=credentials is not None, slow_ms=settings.slow_ms,
                         ephemeral=ephemeral, insecure=settings.insecure, matrix=settings.matrix,
-                        relay_family=settings.relay_family, relays=relays)
+                        relay_family=settings.relay_family, relays=relays,
+                        no_auth=settings.no_auth)
     report = Report(gathered, tuple(evaluate(evidence, output.ignore)), settings.require,
                     matrix=settings.matrix, relays=relays, stopped_by=stopped_by)
     return finish(report, output, stopped_by)

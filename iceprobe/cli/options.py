@@ -110,6 +110,8 @@ class CredentialInput:
     turn_user: str
     separator: str
     ttl: int
+    #: --no-auth: probe TURN without credentials (an open relay is looked for).
+    no_auth: bool = False
 
 
 _CREDENTIAL_OPTIONS = (
@@ -126,29 +128,44 @@ _CREDENTIAL_OPTIONS = (
     click.option("--turn-secret-file", type=click.Path(dir_okay=False), metavar="PATH",
                  help="Read the TURN REST API shared secret from a file."),
     click.option("--turn-user", default="iceprobe", show_default=True, metavar="NAME",
-                 help="User part of ephemeral usernames (<expiry><separator><user>)."),
+                 help="User part of ephemeral usernames (<expiry><separator><user>); '' "
+                      "with --separator '' makes a bare <expiry> (pion/turn's format)."),
     click.option("--separator", default=":", show_default=True, metavar="SEP",
                  help="Separator in ephemeral usernames."),
     click.option("--ttl", type=click.IntRange(min=1, max=10 * 365 * 86400), default=3600,
                  show_default=True, metavar="SECONDS",
                  help="Lifetime of ephemeral credentials."),
+    click.option("--no-auth", is_flag=True,
+                 help="Probe TURN servers without credentials (is it an open relay?); not "
+                      "with -u, -p or --turn-secret."),
 )
 _CREDENTIAL_KEYS = ("username", "credential", "credential_file", "turn_secret",
-                    "turn_secret_file", "turn_user", "separator", "ttl")
+                    "turn_secret_file", "turn_user", "separator", "ttl", "no_auth")
 
 
-def credential_options(command: F) -> F:
-    """Add the TURN credential options; the command receives them as one `credentials`
-    argument (a `CredentialInput`)."""
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        given = CredentialInput(**{key: kwargs.pop(key) for key in _CREDENTIAL_KEYS})
-        return command(*args, credentials=given, **kwargs)
+def _credential_decorator(with_no_auth: bool) -> Callable[[F], F]:
+    options = _CREDENTIAL_OPTIONS if with_no_auth else _CREDENTIAL_OPTIONS[:-1]
+    keys = _CREDENTIAL_KEYS if with_no_auth else _CREDENTIAL_KEYS[:-1]
 
-    decorated: Callable[..., Any] = wrapper
-    for option in reversed(_CREDENTIAL_OPTIONS):
-        decorated = option(decorated)
-    return decorated  # type: ignore[return-value]
+    def decorate(command: F) -> F:
+        @functools.wraps(command)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            given = CredentialInput(**{key: kwargs.pop(key) for key in keys})
+            return command(*args, credentials=given, **kwargs)
+
+        decorated: Callable[..., Any] = wrapper
+        for option in reversed(options):
+            decorated = option(decorated)
+        return decorated  # type: ignore[return-value]
+
+    return decorate
+
+
+#: Add the TURN credential options (and --no-auth); the command receives them as one
+#: `credentials` argument (a `CredentialInput`).
+credential_options = _credential_decorator(with_no_auth=True)
+#: The same without --no-auth, for `relay`: its two peers need credentials.
+relay_credential_options = _credential_decorator(with_no_auth=False)
 
 
 def require_option(help_text: str) -> Callable[[F], F]:
@@ -214,7 +231,19 @@ def output_options(command: F) -> F:
 def resolve_credentials(ctx: click.Context, specs: Sequence[ServerSpec],
                         given: CredentialInput) -> Credentials | None:
     """Long-term credentials from -u/-p, --credential-file or a REST secret; a usage error
-    for any inconsistent or empty combination, and for a TURN URL without credentials."""
+    for any inconsistent or empty combination, and for a TURN URL without credentials
+    unless --no-auth asks for exactly that (then None)."""
+    if given.no_auth:
+        named = [name for name, value in (
+            ("-u/--username (or ICEPROBE_USERNAME)", given.username),
+            ("-p/--credential (or ICEPROBE_CREDENTIAL)", given.credential),
+            ("--credential-file", given.credential_file),
+            ("--turn-secret (or ICEPROBE_TURN_SECRET)", given.turn_secret),
+            ("--turn-secret-file", given.turn_secret_file)) if value is not None]
+        if named:
+            raise click.UsageError(f"--no-auth probes TURN without credentials: drop "
+                                   f"{', '.join(named)}", ctx=ctx)
+        return None
     username, credential = given.username, given.credential
     if given.credential_file is not None:
         if credential is not None:
@@ -227,9 +256,12 @@ def resolve_credentials(ctx: click.Context, specs: Sequence[ServerSpec],
             raise click.UsageError("--turn-secret makes the username and credential: drop "
                                    "-u/--username and -p/--credential (use --turn-user)",
                                    ctx=ctx)
-        if not given.separator or not given.turn_user or given.separator.isdigit():
+        bare_expiry = given.turn_user == "" and given.separator == ""
+        if not bare_expiry and (not given.separator or not given.turn_user
+                                or given.separator.isdigit()):
             raise click.UsageError("--turn-user and --separator must be non-empty, and the "
-                                   "separator not a digit", ctx=ctx)
+                                   "separator not a digit; or both '' for a username that "
+                                   "is a bare expiry (pion/turn's format)", ctx=ctx)
         from ..credentials import rest_credentials
 
         made = rest_credentials(secret, given.turn_user, given.ttl, given.separator,

@@ -13,8 +13,8 @@ from ..constants import DEFAULT_RELAY_MAX_RTT_MS, DEFAULT_RELAY_MIN_BPS, Require
 from . import InternalError, cli
 from .options import (
     CredentialInput,
-    credential_options,
     output_options,
+    relay_credential_options,
     resolve_credentials,
     server_urls,
     tls_options,
@@ -44,7 +44,7 @@ ECHO_ALLOWANCE = 0.01
 @click.option("--turn", "turn_servers", multiple=True, metavar="URL", required=True,
               callback=server_urls("TURN", (Scheme.TURN, Scheme.TURNS)),
               help="TURN server URL (turn: or turns:, ?transport=udp|tcp); repeatable.")
-@credential_options
+@relay_credential_options
 @tls_options
 @click.option("--count", type=click.IntRange(1, 10_000), default=20, show_default=True,
               metavar="N", help="Echo messages for the round-trip time and loss.")

@@ -32,12 +32,15 @@ class ProbeFailure(Exception):
     """A probe that could not complete; becomes an ErrorEvent."""
 
     def __init__(self, cause: Cause, text: str, code: int = 701,
-                 problem: str | None = None) -> None:
+                 problem: str | None = None, after_challenge: bool | None = None) -> None:
         super().__init__(text)
         self.cause = cause
         self.text = text
         self.code = code
         self.problem = problem
+        #: For an error response to an Allocate: whether the request answered the server's
+        #: 401 challenge with credentials (USERNAME, MESSAGE-INTEGRITY); None otherwise.
+        self.after_challenge = after_challenge
 
 
 class Channel(Protocol):
@@ -47,6 +50,10 @@ class Channel(Protocol):
     transport: str
     #: When its first packet went out (time.monotonic()); None before.
     first_sent_at: float | None
+
+    @property
+    def software(self) -> str | None:
+        """The server's SOFTWARE attribute, from the last response that carried one."""
 
     async def transact(self, request: Request, deadline: float) -> Response: ...
 
@@ -109,16 +116,29 @@ class _Waiters:
         #: How trace lines name the channel; completed once the local port is known.
         self.route = route(transport, None, server)
         self.pending: dict[bytes, asyncio.Future[Response]] = {}
+        #: The method and name of each pending request: its reply must be of that method.
+        self.methods: dict[bytes, tuple[int, str]] = {}
         self.failure: ProbeFailure | None = None
         #: Replies that belonged to no pending transaction: how many, and the first few.
         self.stray_count = 0
         self.stray: list[str] = []
+        #: Of those, STUN messages whose transaction id matches no request ever sent on this
+        #: channel (late duplicates of answered requests are not counted).
+        self.mismatched_count = 0
+        #: Transaction ids this channel sent (a reply to one is no mismatch, only late).
+        self.sent: set[bytes] = set()
+        #: The SOFTWARE attribute of the last response that carried one.
+        self.software: str | None = None
 
-    def expect(self, transaction_id: bytes) -> asyncio.Future[Response]:
+    def expect(self, transaction_id: bytes, method: int = 0x001,
+               name: str = "Binding") -> asyncio.Future[Response]:
         if self.failure is not None:
             raise self.failure
         future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         self.pending[transaction_id] = future
+        self.methods[transaction_id] = (method, name)
+        if len(self.sent) < 10_000:  # a channel sends a handful; never unbounded
+            self.sent.add(transaction_id)
         return future
 
     def deliver(self, data: bytes) -> None:
@@ -127,18 +147,35 @@ class _Waiters:
         if future is None or future.done():
             what = "not a STUN message" if transaction_id is None else "an unknown transaction"
             self.stray_count += 1
+            if transaction_id is not None and transaction_id not in self.sent:
+                self.mismatched_count += 1
             if len(self.stray) < MAX_STRAY_KEPT:  # a flood must not grow memory
                 self.stray.append(f"{len(data)} bytes, {what}")
             log.debug("%s < ignored %d bytes (%s)", self.route, len(data), what)
             return
+        assert transaction_id is not None
         reply = wire.read_response(data)
         if isinstance(reply, Malformed):
             future.set_exception(ProbeFailure(
                 Cause.MALFORMED,
                 f"{describe(self.server)} sent a reply iceprobe cannot read: {reply.problem}",
             ))
-        else:
-            future.set_result(reply)
+            return
+        if reply.software is not None:
+            self.software = reply.software
+        method, name = self.methods.get(transaction_id, (reply.method, ""))
+        if reply.method != method:
+            kind = "error" if reply.is_error else "success"
+            got = wire.method_name(reply.method)
+            log.debug("%s < %s %s response to the %s request (same transaction id)",
+                      self.route, got, kind, name)
+            future.set_exception(ProbeFailure(
+                Cause.WRONG_METHOD,
+                f"{describe(self.server)} answered the {name} request with a {got} {kind} "
+                "response (same transaction id)",
+                problem=f"{got.lower().replace(' ', '-')}-{kind}"))
+            return
+        future.set_result(reply)
 
     def fail(self, failure: ProbeFailure) -> None:
         if self.failure is None:
@@ -148,6 +185,7 @@ class _Waiters:
                 future.set_exception(failure)
 
     def forget(self, transaction_id: bytes) -> None:
+        self.methods.pop(transaction_id, None)
         future = self.pending.pop(transaction_id, None)
         if future is not None and not future.done():
             future.cancel()
@@ -162,6 +200,24 @@ def _timeout_text(server: Address, request: Request, sends: int, waited: float,
     if stray:
         text += f"; ignored {stray} unrelated {'reply' if stray == 1 else 'replies'}"
     return text
+
+
+def _timeout(server: Address, request: Request, sends: int, waited: float,
+             waiters: _Waiters, mismatched_before: int) -> ProbeFailure:
+    """The timeout of one request; when the server did answer it, only with STUN messages
+    whose transaction ids match nothing sent, the failure says so (problem
+    `mismatched-transaction-ids`): a broken server, or a middlebox rewriting STUN."""
+    mismatched = waiters.mismatched_count - mismatched_before
+    text = _timeout_text(server, request, sends, waited, waiters.stray_count)
+    if not mismatched:
+        return ProbeFailure(Cause.TIMEOUT, text)
+    replies = "reply" if mismatched == 1 else "replies"
+    return ProbeFailure(
+        Cause.TIMEOUT,
+        f"No matching answer from {describe(server)} to the {request.name} request within "
+        f"{waited:.1f} s ({sends} {'send' if sends == 1 else 'sends'}), but {mismatched} "
+        f"STUN {replies} from it with transaction ids that match no request",
+        problem="mismatched-transaction-ids")
 
 
 def _os_failure(exc: OSError, what: str) -> ProbeFailure:
@@ -210,8 +266,13 @@ class UdpChannel:
         self.first_sent_at: float | None = None
         waiters.route = route("udp", local_address, waiters.server)
 
+    @property
+    def software(self) -> str | None:
+        return self._waiters.software
+
     async def transact(self, request: Request, deadline: float) -> Response:
-        future = self._waiters.expect(request.transaction_id)
+        future = self._waiters.expect(request.transaction_id, request.method, request.name)
+        mismatched_before = self._waiters.mismatched_count
         start = time.monotonic()
         rto = FIRST_RTO
         sends = 0
@@ -241,9 +302,8 @@ class UdpChannel:
                 rto *= 2
         finally:
             self._waiters.forget(request.transaction_id)
-        raise ProbeFailure(Cause.TIMEOUT, _timeout_text(
-            self.server_address, request, sends, time.monotonic() - start,
-            self._waiters.stray_count))
+        raise _timeout(self.server_address, request, sends, time.monotonic() - start,
+                       self._waiters, mismatched_before)
 
     def close(self) -> None:
         self._transport.close()
@@ -293,9 +353,14 @@ class StreamChannel:
         #: The connection attempt (its SYN) was the first packet.
         self.first_sent_at: float | None = connecting_at
 
+    @property
+    def software(self) -> str | None:
+        return self._protocol.waiters.software
+
     async def transact(self, request: Request, deadline: float) -> Response:
         waiters = self._protocol.waiters
-        future = waiters.expect(request.transaction_id)
+        future = waiters.expect(request.transaction_id, request.method, request.name)
+        mismatched_before = waiters.mismatched_count
         start = time.monotonic()
         try:
             log.debug("%s > %s", waiters.route, _request_line(request))
@@ -303,9 +368,8 @@ class StreamChannel:
             try:
                 response = await asyncio.wait_for(asyncio.shield(future), remaining(deadline))
             except asyncio.TimeoutError:
-                raise ProbeFailure(Cause.TIMEOUT, _timeout_text(
-                    self.server_address, request, 1, time.monotonic() - start,
-                    waiters.stray_count)) from None
+                raise _timeout(self.server_address, request, 1, time.monotonic() - start,
+                               waiters, mismatched_before) from None
             log.debug("%s < %s in %.1f ms", waiters.route, _response_line(request, response),
                       (time.monotonic() - start) * 1e3)
             return response

@@ -58,13 +58,15 @@ def _route(channel: Channel) -> str:
     return route(channel.transport, channel.local_address, channel.server_address)
 
 
-def _error_failure(response: Response) -> ProbeFailure:
+def _error_failure(response: Response, after_challenge: bool | None = None) -> ProbeFailure:
+    """An error response as a failure whose text is the server's reason phrase, as browsers
+    report it: empty when the server sent none (pion/turn does), never one made up here."""
     code = response.error_code if response.error_code is not None else 0
-    text = response.reason or f"error {code}"
+    text = response.reason
     if code == 300 and response.alternate_server is not None:
-        return Redirect(f"{text}: redirected to {describe(response.alternate_server)}",
-                        response.alternate_server)
-    return ProbeFailure(Cause.RESPONSE, text, code=code)
+        where = f"redirected to {describe(response.alternate_server)}"
+        return Redirect(f"{text}: {where}" if text else where, response.alternate_server)
+    return ProbeFailure(Cause.RESPONSE, text, code=code, after_challenge=after_challenge)
 
 
 async def binding(channel: Channel, deadline: float) -> Address:
@@ -106,7 +108,7 @@ async def allocate(channel: Channel, credentials: Credentials | None,
             auth = wire.long_term_auth(credentials.username, credentials.password,
                                        response.realm or auth.realm, response.nonce)
         else:
-            raise _error_failure(response)
+            raise _error_failure(response, after_challenge=auth is not None)
         attempt.auth = auth
         response = await channel.transact(wire.allocate_request(auth, family), deadline)
 

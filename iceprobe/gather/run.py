@@ -132,6 +132,10 @@ class _Run:
     #: Per server: the REALM it challenged with, and when its first packet went out (ms).
     realms: dict[int, str] = field(default_factory=dict)
     first_sent: dict[int, float] = field(default_factory=dict)
+    #: Per server: its SOFTWARE attribute (from any response), and whether it granted an
+    #: allocation to an Allocate without credentials (no 401 challenge).
+    software: dict[int, str] = field(default_factory=dict)
+    unauthenticated: set[int] = field(default_factory=set)
     #: The host candidates' UDP ports by local address: STUN Binding probes share them, as a
     #: browser sends every Binding from its one socket per address.
     host_ports: dict[str, int] = field(default_factory=dict)
@@ -271,7 +275,9 @@ def _outcome(run: _Run, index: int, spec: ServerSpec,
     found, errors = run.found.get(index, ([], []))
     return ProbeResult(spec, tuple(found), tuple(errors), run.elapsed_ms(),
                        tuple(run.addresses.get(index, ())), unfinished="interrupted",
-                       realm=run.realms.get(index), first_sent_ms=run.first_sent.get(index))
+                       realm=run.realms.get(index), first_sent_ms=run.first_sent.get(index),
+                       software=run.software.get(index),
+                       unauthenticated_allocation=index in run.unauthenticated)
 
 
 def _bind_host_sockets(run: _Run) -> tuple[list[socket.socket], list[Candidate]]:
@@ -371,7 +377,9 @@ def _result(run: _Run, index: int, spec: ServerSpec, candidates: list[Candidate]
     """The finished probe, timed like its candidates and errors: from the run's start."""
     return ProbeResult(server=spec, candidates=tuple(candidates), errors=tuple(errors),
                        duration_ms=run.elapsed_ms(), addresses=tuple(addresses),
-                       realm=run.realms.get(index), first_sent_ms=run.first_sent.get(index))
+                       realm=run.realms.get(index), first_sent_ms=run.first_sent.get(index),
+                       software=run.software.get(index),
+                       unauthenticated_allocation=index in run.unauthenticated)
 
 
 def _event(run: _Run, spec: ServerSpec, failure: ProbeFailure, local_ip: str | None = None,
@@ -382,7 +390,8 @@ def _event(run: _Run, spec: ServerSpec, failure: ProbeFailure, local_ip: str | N
         server_address=server[0] if server else None, server_port=server[1] if server else None,
         error_code=failure.code, error_text=failure.text, cause=failure.cause,
         elapsed_ms=run.elapsed_ms(), problem=failure.problem,
-        requested_family=family if spec.is_turn else None)
+        requested_family=family if spec.is_turn else None,
+        after_challenge=failure.after_challenge)
 
 
 async def _attempt(run: _Run, index: int, spec: ServerSpec, local_ip: str, server: Address,
@@ -442,7 +451,10 @@ def _share_host_port(run: _Run, local_ip: str, server: Address) -> tuple[str, st
 
 def _sent(run: _Run, index: int, spec: ServerSpec, channel: Channel | None,
           connecting_at: float) -> None:
-    """Note when this attempt's first packet went out, if it is the server's first."""
+    """Note when this attempt's first packet went out, if it is the server's first, and the
+    server's SOFTWARE attribute if it sent one."""
+    if channel is not None and channel.software is not None:
+        run.software.setdefault(index, channel.software)
     if channel is not None:
         at = channel.first_sent_at
     else:  # a TCP connection attempt that failed; a UDP socket that never sent is nothing
@@ -483,6 +495,8 @@ async def _turn(run: _Run, index: int, spec: ServerSpec, channel: Channel,
     finally:
         if attempt.realm is not None:
             run.realms[index] = attempt.realm
+    if allocation.auth is None:  # granted without a 401 challenge: an open relay
+        run.unauthenticated.add(index)
     found: list[Candidate] = []
     mapped = allocation.mapped_address
     relayed = allocation.relayed_address

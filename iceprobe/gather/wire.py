@@ -37,6 +37,8 @@ class Request:
     #: None for a request without credentials.
     username: str | None = None
     realm: str | None = None
+    #: The STUN method (RFC 8489 section 5): a reply must be a response of the same method.
+    method: int = 0x001
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,10 @@ class Response:
     nonce: bytes | None = None
     alternate_server: Address | None = None
     attribute_names: tuple[str, ...] = field(default=())
+    #: The STUN method of the reply (0x001 Binding, 0x003 Allocate, ...): RFC 8489 section 5.
+    method: int = 0x001
+    #: The SOFTWARE attribute (RFC 8489 section 14.14): the server's own name, when it says.
+    software: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,15 @@ def message_length(header: bytes) -> int:
     return HEADER_LENGTH + int(length)
 
 
+#: The names of the STUN/TURN methods (RFC 8489 section 18.2, RFC 8656 section 17).
+METHOD_NAMES = {0x001: "Binding", 0x003: "Allocate", 0x004: "Refresh", 0x006: "Send",
+                0x007: "Data", 0x008: "CreatePermission", 0x009: "ChannelBind"}
+
+
+def method_name(method: int) -> str:
+    return METHOD_NAMES.get(method, f"method 0x{method:03x}")
+
+
 def binding_request() -> Request:
     """A STUN Binding request (RFC 8489 section 6)."""
     message = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
@@ -110,7 +125,8 @@ def allocate_request(auth: LongTermAuth | None, family: int | None = None) -> Re
     if auth is not None:
         data = _append_auth(data, auth)
     return Request(f"Allocate(IPv{family})", message.transaction_id, data,
-                   username=auth.username if auth else None, realm=auth.realm if auth else None)
+                   username=auth.username if auth else None, realm=auth.realm if auth else None,
+                   method=int(stun.Method.ALLOCATE))
 
 
 def _with_length(data: bytes) -> bytes:
@@ -155,8 +171,9 @@ def _finish(message: stun.Message, name: str, auth: LongTermAuth | None) -> Requ
         message.attributes["NONCE"] = auth.nonce
         message.add_message_integrity(auth.key)
         return Request(name, message.transaction_id, bytes(message), auth.username,
-                       auth.realm)
-    return Request(name, message.transaction_id, bytes(message))
+                       auth.realm, int(message.message_method))
+    return Request(name, message.transaction_id, bytes(message),
+                   method=int(message.message_method))
 
 
 def read_response(data: bytes) -> Response | Malformed:
@@ -192,7 +209,16 @@ def read_response(data: bytes) -> Response | Malformed:
         nonce=attrs.get("NONCE"),
         alternate_server=_alternate_server(data) if code == 300 else None,
         attribute_names=tuple(attrs),
+        method=int(message.message_method),
+        software=_software(attrs.get("SOFTWARE")),
     )
+
+
+def _software(value: object) -> str | None:
+    """The SOFTWARE attribute, cleaned like a reason phrase (coturn pads with NULs)."""
+    if not isinstance(value, str):
+        return None
+    return clean_reason(value) or None
 
 
 def clean_reason(reason: str) -> str:
@@ -220,6 +246,11 @@ def _attributes(data: bytes) -> list[tuple[int, bytes]]:
     return found
 
 
+def _method_of(message_type: int) -> int:
+    """The method bits of a STUN message type (RFC 8489 section 5: M11..M0 around C1, C0)."""
+    return (message_type & 0x000F) | ((message_type & 0x00E0) >> 1) | ((message_type & 0x3E00) >> 2)
+
+
 def _alternate_server(data: bytes) -> Address | None:
     for attr_type, value in _attributes(data):
         if attr_type == _ALTERNATE_SERVER_ATTR:
@@ -244,5 +275,6 @@ def _read_error_leniently(data: bytes, exc: Exception) -> Response | Malformed:
             code = (value[2] & 0x07) * 100 + value[3]
             reason = clean_reason(value[4:].decode("utf-8", errors="replace"))
             return Response(is_error=True, error_code=code, reason=reason,
-                            alternate_server=_alternate_server(data) if code == 300 else None)
+                            alternate_server=_alternate_server(data) if code == 300 else None,
+                            method=_method_of(message_type))
     return Malformed(problem)

@@ -44,7 +44,8 @@ def parse_report(document: dict[str, Any], file: str) -> SavedReport:
                 spec, tuple(c for c in candidates if c.url == url),
                 tuple(e for e in errors if e.url == url), server.get("duration_ms"),
                 tuple(server.get("addresses", ())),
-                _text(server.get("unfinished"))))
+                _text(server.get("unfinished")), software=_text(server.get("software")),
+                unauthenticated_allocation=server.get("unauthenticated_allocation") is True))
         gathered = GatherReport(document.get("started_at"), document.get("duration_ms"),
                                 tuple(c for c in candidates if c.type is CandidateType.HOST),
                                 tuple(results), interrupted=document.get("interrupted") is True)
@@ -74,7 +75,12 @@ def _error(entry: dict[str, Any]) -> ErrorEvent:
         server_address=entry.get("server_address"), server_port=entry.get("server_port"),
         error_code=int(entry["error_code"]), error_text=str(entry["error_text"]),
         cause=Cause(entry["cause"]), elapsed_ms=entry.get("elapsed_ms"),
-        problem=entry.get("problem"), requested_family=_family(entry.get("requested_family")))
+        problem=entry.get("problem"), requested_family=_family(entry.get("requested_family")),
+        after_challenge=_flag(entry.get("after_challenge")))
+
+
+def _flag(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
 
 
 def _family(value: Any) -> int | None:

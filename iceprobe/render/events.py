@@ -103,7 +103,8 @@ def _event_cell(shown: _Shown, browser: bool) -> Text:
     if len(shown.events) == 1:
         body.append(f"  {endpoint(event.address, event.port)} → "
                     f"{endpoint(event.server_address, event.server_port)}", style="dim")
-        body.append(f"\n{event.error_text}")
+        # A server may send no reason phrase (pion/turn's bare 400): say so, invent none.
+        body.append(f"\n{event.error_text or '(no reason phrase)'}")
     else:
         servers = len(dict.fromkeys(e.url for e in shown.events))
         body.append(f"  {plural(len(shown.events), 'event')} from "

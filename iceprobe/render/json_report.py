@@ -133,6 +133,8 @@ def _server(result: ProbeResult, status: str) -> dict[str, Any]:
         "duration_ms": result.duration_ms,
         "realm": result.realm,
         "first_sent_ms": result.first_sent_ms,
+        "software": result.software,
+        "unauthenticated_allocation": result.unauthenticated_allocation,
     }
 
 
@@ -175,6 +177,7 @@ def _error(event: ErrorEvent, browser: bool = False) -> dict[str, Any]:
         "elapsed_ms": event.elapsed_ms,
         # Only for an Allocate that asked for a family (--relay-family ipv6|both).
         "requested_family": event.requested_family,
+        "after_challenge": event.after_challenge,
         **({"browser": _browser(event)} if browser else {}),
     }
 

@@ -12,6 +12,12 @@ from collections.abc import Collection
 from ..constants import DEFAULT_RELAY_MAX_RTT_MS, DEFAULT_RELAY_MIN_BPS, DEFAULT_SLOW_MS
 from ..model import Severity, Verdict
 from .arrange import VerdictGroup, arrange, group_verdicts, role_of
+from .behaviour import (
+    mismatched_transaction_ids,
+    not_a_turn_server,
+    open_relay,
+    relay_family_request_ignored,
+)
 from .evidence import Evidence, Rule
 from .gathering import (
     all_candidates_gathered,
@@ -56,6 +62,10 @@ RULES: tuple[Rule, ...] = (
     no_relay_candidates,
     server_unreachable,
     server_responses,
+    not_a_turn_server,
+    mismatched_transaction_ids,
+    relay_family_request_ignored,
+    open_relay,
     tls_certificates,
     tls_verification_disabled,
     stuns_ignored,
@@ -92,7 +102,8 @@ VERDICT_IDS: tuple[str, ...] = (
     "relay-family-ignored", "relay-data-path-ok", "relay-data-path-broken",
     "relay-permission-denied", "relay-slow", "relay-lossy", "slow-turn",
     "mdns-host-candidates", "ice-failed", "ice-policy-mismatch", "dump-incomplete",
-    "candidate-errors-unknown", "stuns-not-tls-in-browsers",
+    "candidate-errors-unknown", "stuns-not-tls-in-browsers", "not-a-turn-server",
+    "mismatched-transaction-ids", "relay-family-request-ignored", "open-relay",
 )
 
 def evaluate(evidence: Evidence, ignore: Collection[str] = ()) -> list[Verdict]:

@@ -45,6 +45,9 @@ class Evidence:
     recording: Recording | None = None
     #: srflx and relay candidates no server can be named for (an SDP carries no URLs).
     unattributed: tuple[Candidate, ...] = ()
+    #: TURN was probed without credentials on purpose (--no-auth): an open relay is looked
+    #: for, and a 401 means the server requires authentication.
+    no_auth: bool = False
 
     @property
     def gathered(self) -> tuple[Candidate, ...]:
@@ -68,6 +71,13 @@ def local_addresses(events: Sequence[ErrorEvent]) -> str:
     """The local addresses events came from, for a verdict's detail."""
     seen = sorted({e.address for e in events if e.address})
     return ", ".join(seen) if seen else "this machine"
+
+
+def response_text(event: ErrorEvent) -> str:
+    """An error response as the server sent it: its code and reason phrase, or says that it
+    sent none (pion/turn sends a bare 400), never a phrase made up for it."""
+    return (f"{event.error_code} {event.error_text}" if event.error_text
+            else f"{event.error_code} (no reason phrase)")
 
 
 def sentence(text: str) -> str:

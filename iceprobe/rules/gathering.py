@@ -21,6 +21,7 @@ from ..model import (
     Transport,
     Verdict,
 )
+from .behaviour import judged_elsewhere
 from .evidence import Evidence, failure_severity, local_addresses, sentence
 from .tls import TLS_VERDICTS
 
@@ -58,6 +59,15 @@ def no_host_candidates(evidence: Evidence) -> list[Verdict]:
             detail="The browser reported no host candidate.",
             hint="Check the device's network connection, and browser policies or extensions "
                  "that limit WebRTC (e.g. 'disable non-proxied UDP').")]
+    if evidence.results and not evidence.gathered:
+        # Nothing at all: this is the cause, and "only host candidates" would be about none.
+        return [Verdict(
+            id="no-host-candidates", severity=Severity.FAIL, title="No candidates at all",
+            detail="This machine has no non-loopback IPv4 or global IPv6 address: no host "
+                   "candidate, and no server could be reached from one, so no "
+                   "server-reflexive or relay candidate either.",
+            hint="Check that a network interface is up and has an address.",
+            urls=tuple(r.server.url for r in evidence.results))]
     return [Verdict(
         id="no-host-candidates", severity=Severity.WARN, title="No host candidates",
         detail="This machine has no non-loopback IPv4 or global IPv6 address.",
@@ -69,8 +79,9 @@ def only_host_candidates(evidence: Evidence) -> list[Verdict]:
     unknown_servers = recording is not None and not recording.configuration_known
     if evidence.gathered or not (evidence.results or unknown_servers):
         return []
-    if not evidence.host_candidates and recording is not None:
-        return []  # nothing at all was recorded: no-host-candidates or dump-incomplete say so
+    if not evidence.host_candidates:
+        # Nothing at all: no-host-candidates (gathered) or dump-incomplete (recorded) says so.
+        return []
     at_risk = ("Calls with peers on other networks are at risk: they can still connect "
                "through the remote peer's own relay (TURN) candidate, or a peer-reflexive "
                "one found during the checks, but not through anything of this side's.")
@@ -195,8 +206,11 @@ def _partial_note(events: Sequence[ErrorEvent], good: Sequence[str]) -> str:
 def server_unreachable(evidence: Evidence) -> list[Verdict]:
     verdicts = []
     for result in evidence.results:
-        # TLS certificate problems have verdicts of their own (rules.tls).
-        events = [e for e in result.errors if e.is_unreachable
+        # TLS certificate problems have verdicts of their own (rules.tls), and so have a
+        # server that answered with foreign transaction ids or ignored a family request
+        # while it answered the rest (rules.behaviour): it is not unreachable.
+        elsewhere = [id(e) for e in judged_elsewhere(evidence, result)]
+        events = [e for e in result.errors if e.is_unreachable and id(e) not in elsewhere
                   and not (e.cause is Cause.TLS and e.problem in TLS_VERDICTS)]
         if not events:
             continue

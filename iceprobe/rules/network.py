@@ -7,7 +7,8 @@ import ipaddress
 from ..credentials import FAR_FUTURE_SECONDS, describe_duration
 from ..model import CandidateType, Cause, Confidence, ProbeResult, Severity, Transport, Verdict
 from ..numbers import describe_ms
-from .evidence import Evidence
+from .behaviour import ignored_family_requests, mismatched_events
+from .evidence import Evidence, response_text
 
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 
@@ -15,7 +16,7 @@ _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 def turn_credentials_missing(evidence: Evidence) -> list[Verdict]:
     """Said before any probe: a TURN server cannot be tested without credentials."""
     turn = [r.server.url for r in evidence.results if r.server.is_turn]
-    if not turn or evidence.turn_credentials is not False:
+    if not turn or evidence.turn_credentials is not False or evidence.no_auth:
         return []
     return [Verdict(
         id="turn-credentials-missing", severity=Severity.FAIL,
@@ -28,8 +29,9 @@ def turn_credentials_missing(evidence: Evidence) -> list[Verdict]:
 
 
 def turn_credentials_expiry(evidence: Evidence) -> list[Verdict]:
-    """A TURN REST username carries its expiry: an expired one gets the same bare 401 as a
-    wrong password, so only the client can tell the two apart."""
+    """A TURN REST username carries its expiry: an expired one gets the same answer as a
+    wrong password (coturn: a bare 401; pion/turn: a bare 400), so only the client can tell
+    the two apart. The verdict quotes what the servers really answered."""
     expiry = evidence.ephemeral
     turn = tuple(r.server.url for r in evidence.results if r.server.is_turn)
     if expiry is None or not turn:
@@ -40,8 +42,7 @@ def turn_credentials_expiry(evidence: Evidence) -> list[Verdict]:
             id="turn-credentials-expired", severity=Severity.FAIL,
             title="TURN credentials expired",
             detail=f"The username's timestamp {expiry.expires_at} passed "
-                   f"{describe_duration(left)} ago: the server answers 401, exactly as for "
-                   "a wrong password.",
+                   f"{describe_duration(left)} ago: {_expired_answer(evidence)}",
             hint="Fetch fresh credentials from the application's TURN REST endpoint (or make "
                  "them with --turn-secret); check the clocks of this machine and the server.",
             urls=turn)]
@@ -55,6 +56,23 @@ def turn_credentials_expiry(evidence: Evidence) -> list[Verdict]:
                  "far longer than intended (long-lived credentials defeat the point of "
                  "ephemeral ones).", urls=turn)]
     return []
+
+
+def _expired_answer(evidence: Evidence) -> str:
+    """What the TURN servers answered the expired credentials, in the expiry verdict."""
+    answers = list(dict.fromkeys(
+        response_text(e) for r in evidence.results if r.server.is_turn for e in r.errors
+        if e.cause is Cause.RESPONSE and e.after_challenge is not False
+        and e.error_code in (400, 401, 431, 441)))
+    if answers:
+        return (f"the server answered {' and '.join(answers)}, as servers answer a wrong "
+                "password.")
+    if any(c.type is CandidateType.RELAY for r in evidence.results if r.server.is_turn
+           for c in r.candidates):
+        return ("yet a server granted the allocation: it does not check the expiry (or its "
+                "clock is far behind).")
+    return ("servers reject such credentials as they reject a wrong password (coturn with "
+            "401, pion/turn with a bare 400).")
 
 
 def transport_matrix(evidence: Evidence) -> list[Verdict]:
@@ -90,14 +108,16 @@ def transport_matrix(evidence: Evidence) -> list[Verdict]:
 
 def relay_family_ignored(evidence: Evidence) -> list[Verdict]:
     """An IPv6 relay was asked for (REQUESTED-ADDRESS-FAMILY), and the server answered with
-    an IPv4 relay instead of a 440."""
+    an IPv4 relay instead of a 440. A server that never answered that Allocate at all is
+    relay-family-request-ignored instead (rules.behaviour)."""
     if evidence.relay_family == "ipv4":
         return []
     verdicts = []
     for result in evidence.results:
         relays = [c for c in result.candidates if c.type is CandidateType.RELAY]
         if (not result.server.is_turn or not relays or any(":" in c.address for c in relays)
-                or any(e.error_code == 440 for e in result.errors)):
+                or any(e.error_code == 440 for e in result.errors)
+                or ignored_family_requests(evidence, result)):
             continue
         verdicts.append(Verdict(
             id="relay-family-ignored", severity=Severity.WARN,
@@ -205,7 +225,8 @@ def udp_blocked(evidence: Evidence) -> list[Verdict]:
         host = result.server.host
         if result.server.transport is Transport.UDP:
             timed_out = (not result.ok and bool(result.errors)
-                         and all(e.cause is Cause.TIMEOUT for e in result.errors))
+                         and all(e.cause is Cause.TIMEOUT for e in result.errors)
+                         and not mismatched_events(result))
             by_host.setdefault(host, []).append(timed_out)
             udp_urls.setdefault(host, []).append(result.server.url)
         elif result.ok:

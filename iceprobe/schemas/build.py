@@ -75,7 +75,8 @@ def definitions() -> dict[str, Schema]:
          "server_address": _nullable(STRING), "server_port": _nullable(PORT),
          "error_code": CODE, "error_text": STRING, "cause": {"enum": _values(Cause)},
          "problem": _nullable(STRING), "elapsed_ms": _nullable(MS),
-         "requested_family": _nullable({"enum": [4, 6]})},
+         "requested_family": _nullable({"enum": [4, 6]}),
+         "after_challenge": _nullable(BOOLEAN)},
         {"browser": _nullable({"$ref": "#/$defs/browser"})},
         description="One failure, as a browser's icecandidateerror plus its precise cause.")
     server = _object(
@@ -83,7 +84,8 @@ def definitions() -> dict[str, Schema]:
          "transport": TRANSPORT, "addresses": _array(STRING),
          "status": {"enum": SERVER_STATUSES}, "unfinished": _nullable(STRING),
          "implied_by": _nullable(STRING), "duration_ms": _nullable(MS),
-         "realm": _nullable(STRING), "first_sent_ms": _nullable(MS)})
+         "realm": _nullable(STRING), "first_sent_ms": _nullable(MS),
+         "software": _nullable(STRING), "unauthenticated_allocation": BOOLEAN})
     candidate = _object(
         {"type": {"enum": ["host", "srflx", "prflx", "relay"]}, "protocol": STRING,
          "address": STRING, "port": PORT, "related_address": _nullable(STRING),

@@ -15,7 +15,15 @@ from typing import Any
 import pytest
 
 from iceprobe.gather import GatherOptions, gather
-from iceprobe.model import CandidateType, Cause, Credentials, GatherReport, Requirement, Severity
+from iceprobe.model import (
+    CandidateType,
+    Cause,
+    Confidence,
+    Credentials,
+    GatherReport,
+    Requirement,
+    Severity,
+)
 from iceprobe.rules import Evidence, evaluate
 from iceprobe.urls import parse_server_url
 from tests.lab.netns import DUAL_STACK_NAME, MISSING_NAME, LabNetwork
@@ -94,6 +102,9 @@ def test_cli_healthy_exit_0_and_json_report(lab: LabNetwork, coturn: StartCoturn
     assert {c["type"] for c in document["candidates"]} == {"host", "srflx", "relay"}
     assert document["errors"] == []
     assert LAB_PASSWORD not in run.stdout + run.stderr
+    # coturn names itself (SOFTWARE) on every response; it challenged, so it is no open relay.
+    assert all(s["software"].startswith("Coturn-4.6") for s in document["servers"])
+    assert [s["unauthenticated_allocation"] for s in document["servers"]] == [False, False]
 
 
 def test_wrong_password_is_401_unauthorized_with_no_relay(lab: LabNetwork,
@@ -108,8 +119,10 @@ def test_wrong_password_is_401_unauthorized_with_no_relay(lab: LabNetwork,
     assert (event.address, event.server_address, event.server_port) == (
         lab.ipv4, lab.ipv4, server.port)
     assert event.port is not None
+    assert event.after_challenge is True  # the rejected Allocate carried the credentials
     verdicts = {v.id: v for v in evaluate(Evidence(report.host_candidates, report.results))}
     assert verdicts["turn-credentials-rejected"].severity is Severity.FAIL
+    assert verdicts["turn-credentials-rejected"].confidence is Confidence.CERTAIN
     assert "credential" in verdicts["turn-credentials-rejected"].hint
     assert verdicts["no-relay-candidates"].severity is Severity.FAIL
 

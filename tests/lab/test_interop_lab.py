@@ -109,8 +109,6 @@ def test_pion_refuses_bad_credentials_with_a_bare_400_and_no_relay(
     assert [e["error_code"] for e in document["errors"]] == [400]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 item 1: pion's bare 400 after the 401 "
-                   "challenge is reported as server-incompatible, with a made-up phrase")
 def test_pion_bare_400_after_challenge_is_read_as_probably_the_credentials(
         lab: LabNetwork, pion: Start) -> None:
     server = pion()
@@ -120,10 +118,13 @@ def test_pion_bare_400_after_challenge_is_read_as_probably_the_credentials(
     # pion sends no reason phrase: iceprobe must not invent "error 400".
     assert all("error 400" not in e["error_text"] for e in document["errors"])
     assert "credential" in report_text(document)
+    [rejected] = [v for v in document["verdicts"] if v["id"] == "turn-credentials-rejected"]
+    assert rejected["confidence"] == "likely" and "400 (no reason phrase)" in rejected["detail"]
+    [error] = document["errors"]
+    assert error["after_challenge"] is True and error["error_text"] == ""
+    assert [s["software"] for s in document["servers"]] == [None, None]  # pion sends none
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 item 1: the expired-credentials verdict "
-                   "says the server answered 401 when pion answered 400")
 def test_pion_expired_rest_credentials_are_not_said_to_get_401(lab: LabNetwork,
                                                                pion: Start) -> None:
     server = pion(rest_secret=REST_SECRET)
@@ -149,8 +150,8 @@ def test_pion_accepts_coturn_format_rest_credentials(lab: LabNetwork, pion: Star
 
 def test_pion_accepts_its_own_rest_format_given_as_plain_credentials(
         lab: LabNetwork, pion: Start) -> None:
-    # iceprobe cannot build this format from --turn-secret yet (see the xfail below); the
-    # server side works, with credentials made here.
+    # The server side, with credentials made here; iceprobe makes them from --turn-secret
+    # in the next test.
     server = pion(pion_secret=PION_SECRET)
     username, password = pion_rest_credentials(PION_SECRET)
     code, document = gather("--turn", server.url(), "-u", username, "-p", password)
@@ -158,10 +159,6 @@ def test_pion_accepts_its_own_rest_format_given_as_plain_credentials(
     assert len(candidates(document, "relay")) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 item 2: iceprobe refuses an empty "
-                   "--turn-user/--separator, so pion's bare-expiry username cannot be made "
-                   "from --turn-secret (adjust the options here if the fix spells it "
-                   "differently)")
 def test_pion_own_rest_format_from_turn_secret(lab: LabNetwork, pion: Start) -> None:
     server = pion(pion_secret=PION_SECRET)
     code, document = gather("--turn", server.url(), "--turn-secret", PION_SECRET,
@@ -253,8 +250,6 @@ def test_relay_through_node_turn_names_the_server_behaviour(lab: LabNetwork,
     assert "firewall" not in report_text(document)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 item 7: node-turn silently drops an "
-                   "Allocate with REQUESTED-ADDRESS-FAMILY; iceprobe calls it unreachable")
 def test_node_turn_dropping_an_ipv6_allocate_is_not_unreachable(lab: LabNetwork,
                                                                 node_turn: Start) -> None:
     server = node_turn()
@@ -264,6 +259,7 @@ def test_node_turn_dropping_an_ipv6_allocate_is_not_unreachable(lab: LabNetwork,
     # The Binding to the same port succeeded in the same run.
     assert candidates(document, "srflx") != []
     assert "server-unreachable" not in verdicts(document)
+    assert verdicts(document)["relay-family-request-ignored"] == "fail"
 
 
 def test_node_turn_both_families_still_gives_the_ipv4_relay(lab: LabNetwork,
@@ -275,15 +271,51 @@ def test_node_turn_both_families_still_gives_the_ipv4_relay(lab: LabNetwork,
     assert code == 0
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 item 7: with --relay-family both, node-turn "
-                   "ignoring the IPv6 Allocate is reported as a server that returned only "
-                   "IPv4 without a 440, and as unreachable")
 def test_node_turn_both_families_says_the_ipv6_allocate_was_ignored(
         lab: LabNetwork, node_turn: Start) -> None:
     server = node_turn()
-    _, document = gather("--turn", server.url(), *CREDENTIALS, "--relay-family", "both")
+    code, document = gather("--turn", server.url(), *CREDENTIALS, "--relay-family", "both")
     assert "server-unreachable" not in verdicts(document)
     assert "without a 440" not in report_text(document)
+    assert "relay-family-ignored" not in verdicts(document)
+    assert verdicts(document)["relay-family-request-ignored"] == "warn"
+    assert code == 0  # the IPv4 relay works
+
+
+# --- open relays (issue 16 item 8) -------------------------------------------------------
+
+def test_open_node_turn_probed_with_no_auth_is_an_open_relay(lab: LabNetwork,
+                                                           node_turn: Start) -> None:
+    server = node_turn(users={})
+    code, document = gather("--turn", server.url(), "--no-auth")
+    assert code == 0, document
+    assert len(candidates(document, "relay")) == 1
+    assert verdicts(document)["open-relay"] == "warn"
+    assert document["username"] is None
+    [turn] = [s for s in document["servers"] if s["scheme"] == "turn"]
+    assert turn["unauthenticated_allocation"] is True and turn["realm"] is None
+
+
+def test_open_node_turn_is_an_open_relay_even_when_credentials_are_given(
+        lab: LabNetwork, node_turn: Start) -> None:
+    server = node_turn(users={})
+    code, document = gather("--turn", server.url(), *CREDENTIALS)
+    assert code == 0, document
+    assert verdicts(document)["open-relay"] == "warn"
+
+
+def test_no_auth_against_pion_says_it_requires_credentials(lab: LabNetwork,
+                                                          pion: Start) -> None:
+    server = pion()
+    code, document = gather("--turn", server.url(), "--no-auth")
+    assert code == 1
+    assert candidates(document, "relay") == []
+    assert verdicts(document)["turn-credentials-missing"] == "fail"
+    assert "open-relay" not in verdicts(document)
+    assert "requires credentials" in report_text(document)
+    [error] = document["errors"]
+    assert (error["error_code"], error["after_challenge"]) == (401, False)
+
 
 
 # --- npm stun (STUN only) --------------------------------------------------------------
@@ -305,8 +337,6 @@ def test_stun_only_server_behind_turn_url_gives_no_relay(lab: LabNetwork,
     assert verdicts(document)["no-relay-candidates"] == "fail"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 item 3: a Binding success answering the "
-                   "Allocate (same transaction id) is reported as malformed")
 def test_stun_only_server_behind_turn_url_is_named_not_a_turn_server(
         lab: LabNetwork, npm_stun: Start) -> None:
     server = npm_stun()
@@ -314,10 +344,13 @@ def test_stun_only_server_behind_turn_url_is_named_not_a_turn_server(
     assert code == 1
     assert all(e["cause"] != "malformed" for e in document["errors"])
     assert "not a turn server" in report_text(document)
+    assert verdicts(document)["not-a-turn-server"] == "fail"
+    [error] = document["errors"]
+    assert (error["cause"], error["problem"]) == ("wrong-method", "binding-success")
+    # The server names itself on its Binding success; the npm stun launcher sends this.
+    assert "stun/v2.1.0" in (document["servers"][0]["software"] or "")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 item 4: a server answering with wrong "
-                   "transaction ids is reported as a 701 timeout / unreachable")
 def test_server_with_mismatched_transaction_ids_is_not_unreachable(
         lab: LabNetwork, npm_stun: Start) -> None:
     server = npm_stun(mismatched_ids=True)
@@ -326,3 +359,7 @@ def test_server_with_mismatched_transaction_ids_is_not_unreachable(
     assert candidates(document, "srflx") == []
     assert "server-unreachable" not in verdicts(document)
     assert "transaction id" in report_text(document)
+    assert verdicts(document)["mismatched-transaction-ids"] == "fail"
+    assert "check udp" not in report_text(document)  # not a firewall: replies arrived
+    [error] = document["errors"]
+    assert error["problem"] == "mismatched-transaction-ids"

@@ -55,6 +55,13 @@ def test_version_prints_the_version() -> None:
     (["--turn", "turn:host", "--turn-secret-file", "/dev/null"], "is empty"),
     (["--turn", "turn:host", "--turn-secret", ""], "--turn-secret is empty"),
     (["--turn", "turn:host", "--turn-secret", "s", "--separator", ""], "--separator"),
+    # Only both empty make pion/turn's bare-expiry username (issue 16 item 2).
+    (["--turn", "turn:host", "--turn-secret", "s", "--turn-user", ""], "both ''"),
+    (["--turn", "turn:host", "--turn-secret", "s", "--turn-user", "", "--separator", "1"],
+     "both ''"),
+    (["--turn", "turn:host", "--no-auth", "-u", "a", "-p", "b"], "--no-auth probes TURN"),
+    (["--turn", "turn:host", "--no-auth", "--turn-secret", "s"], "drop --turn-secret"),
+    (["--turn", "turn:h", "--no-auth", "--relay-check"], "does not go with --no-auth"),
     (["--turn", "turn:host", "--turn-secret", "s", "--ttl", "0"], "--ttl"),
     (["--stun", "stuns:host", "--ca-file", "/nonexistent/ca.pem"], "No such file"),
     (["--stun", "stuns:host", "--ca-file", "/etc/hostname"], "no PEM certificate"),
@@ -95,6 +102,8 @@ def test_bad_input_is_one_line_naming_it_and_exit_2(args: list[str], names: str)
     (["--turn", "turn:host", "-u", "a", "-p", "b", "--size", "3"], "--size"),
     (["--turn", "turn:host", "-u", "a", "-p", "b", "--max-rtt", "0"], "--max-rtt"),
     (["--turn", "turn:host", "-u", "a", "-p", "b", "--ignore", "nope"], "'nope'"),
+    # relay's two peers need credentials: it has no --no-auth.
+    (["--turn", "turn:host", "--no-auth"], "--no-auth"),
 ])
 def test_relay_bad_input_is_one_line_and_exit_2(args: list[str], names: str) -> None:
     done = run("relay", *args)

@@ -17,6 +17,9 @@ from iceprobe.urls import parse_server_url
      "VrJ+LicbQz1osfbD0LvwGH2lbjk="),
     ("s3cr3t", "bob", 3600, "-", 1_700_000_000, "1700003600-bob",
      "Xs4HXJ1+uf1K4M6UIIqa5MghaP0="),
+    # pion/turn's NewLongTermAuthHandler: the username is the bare expiry (issue 16 item 2).
+    ("lab-rest-secret", "", 3600, "", 1_699_996_400.7, "1700000000",
+     "FsUGBNyBhTIuOBuE9vQHh3xLROg="),
 ])
 def test_rest_credentials_match_coturns_formula(secret: str, user: str, ttl: int,
                                                 separator: str, now: float, username: str,

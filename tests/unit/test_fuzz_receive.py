@@ -2,7 +2,8 @@
 foreign transaction ids, lengths past the end, overrunning attributes, broken ERROR-CODEs,
 unknown address families, huge attributes) go through the code that handles every datagram
 and every TCP/TLS byte iceprobe receives. Nothing may raise: each reply becomes a response,
-a `malformed` failure, or is ignored as unrelated. No network: the protocol objects are fed
+a `malformed` failure, a `wrong-method` failure (a readable response of another method than
+the request's), or is ignored as unrelated. No network: the protocol objects are fed
 directly, as the event loop would feed them."""
 
 from __future__ import annotations
@@ -91,11 +92,12 @@ def test_every_udp_reply_is_a_response_a_malformed_failure_or_ignored(data: byte
         waiters = _Waiters(SERVER)
         future = waiters.expect(TID)
         _UdpProtocol(waiters).datagram_received(data, SERVER)
-        outcome = _outcome(future, Cause.MALFORMED)
+        outcome = _outcome(future, Cause.MALFORMED, Cause.WRONG_METHOD)
         waiters.forget(TID)
         return outcome
 
-    assert LOOP.run_until_complete(feed()) in ("response", "malformed", "ignored")
+    assert LOOP.run_until_complete(feed()) in ("response", "malformed", "wrong-method",
+                                               "ignored")
 
 
 @settings(max_examples=EXAMPLES // 4, deadline=None, derandomize=True,
@@ -114,11 +116,12 @@ def test_every_stream_reply_dripped_or_whole_is_handled(messages: list[bytes],
         protocol.connection_lost(None)
         # The connection is gone: a reply that never completed ends as `closed`, not silence.
         assert future.done()
-        outcome = _outcome(future, Cause.MALFORMED, Cause.CLOSED)
+        outcome = _outcome(future, Cause.MALFORMED, Cause.WRONG_METHOD, Cause.CLOSED)
         waiters.forget(TID)
         return outcome
 
-    assert LOOP.run_until_complete(feed()) in ("response", "malformed", "closed")
+    assert LOOP.run_until_complete(feed()) in ("response", "malformed", "wrong-method",
+                                               "closed")
 
 
 def _random_reply(rng: random.Random) -> bytes:
@@ -149,7 +152,7 @@ def test_a_seeded_corpus_of_replies_through_the_udp_path() -> None:
         waiters = _Waiters(SERVER)
         future = waiters.expect(TID)
         _UdpProtocol(waiters).datagram_received(data, SERVER)
-        outcome = _outcome(future, Cause.MALFORMED)
+        outcome = _outcome(future, Cause.MALFORMED, Cause.WRONG_METHOD)
         waiters.forget(TID)
         return outcome
 
@@ -157,7 +160,7 @@ def test_a_seeded_corpus_of_replies_through_the_udp_path() -> None:
         outcome = LOOP.run_until_complete(feed(_random_reply(rng)))
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     # The corpus reaches every branch: readable replies, unreadable ones, unrelated ones.
-    assert set(outcomes) == {"response", "malformed", "ignored"}, outcomes
+    assert set(outcomes) == {"response", "malformed", "wrong-method", "ignored"}, outcomes
 
 
 def test_a_flood_of_foreign_replies_is_counted_not_kept_unbounded() -> None:

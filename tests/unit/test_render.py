@@ -233,11 +233,13 @@ TOP_LEVEL_KEYS = {"schema_version", "tool", "started_at", "duration_ms", "status
                   "interrupted", "require", "username",
                   "servers", "candidates", "errors", "verdicts"}
 SERVER_KEYS = {"url", "scheme", "host", "port", "transport", "addresses", "status",
-               "unfinished", "implied_by", "duration_ms", "realm", "first_sent_ms"}
+               "unfinished", "implied_by", "duration_ms", "realm", "first_sent_ms", "software",
+               "unauthenticated_allocation"}
 CANDIDATE_KEYS = {"type", "protocol", "address", "port", "related_address", "related_port",
                   "url", "relay_protocol", "tcp_type", "foundation", "priority", "elapsed_ms"}
 ERROR_KEYS = {"url", "address", "port", "server_address", "server_port", "error_code",
-              "error_text", "cause", "problem", "elapsed_ms", "requested_family", "browser"}
+              "error_text", "cause", "problem", "elapsed_ms", "requested_family",
+              "after_challenge", "browser"}
 VERDICT_KEYS = {"id", "severity", "title", "detail", "hint", "urls", "role", "key",
                 "caused_by", "group", "ignored", "confidence"}
 
@@ -267,7 +269,8 @@ def test_json_servers_have_their_fields() -> None:
     assert servers[0] == {"url": STUN_URL, "scheme": "stun", "host": "stun.example.com",
                           "port": 3478, "transport": "udp", "addresses": [], "status": "ok",
                           "unfinished": None, "implied_by": None, "duration_ms": 5001.0,
-                          "realm": None, "first_sent_ms": None}
+                          "realm": None, "first_sent_ms": None, "software": None,
+                          "unauthenticated_allocation": False}
     assert servers[1]["url"] == TURN_URL
     assert servers[1]["scheme"] == "turn"
     assert servers[1]["transport"] == "tcp"
@@ -298,7 +301,7 @@ def test_json_errors_have_their_fields_in_time_order() -> None:
                          "server_address": "192.0.2.2", "server_port": 3478,
                          "error_code": 401, "error_text": "Unauthorized",
                          "cause": "response", "problem": None, "elapsed_ms": 35.0,
-                         "requested_family": None,
+                         "requested_family": None, "after_challenge": None,
                          "browser": {"error_code": 401, "error_text": "Unauthorized.",
                                      "after_ms": 35.0, "address_null": False}}
     assert errors[1]["cause"] == "timeout"

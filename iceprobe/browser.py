@@ -147,7 +147,7 @@ def _over_stream(event: ErrorEvent, scheme: Scheme, elapsed: float) -> BrowserVi
         return BrowserView(701, CONNECTION_FAILED_TEXT, elapsed, address_null=True)
     if event.cause is Cause.TLS:
         # iceprobe's own wording for a handshake that got no answer (gather/channel.py).
-        silent = event.error_text.endswith("timed out")
+        silent = event.error_text.endswith("timed out") or event.problem == "not-tls"
         return BrowserView(701, CONNECTION_FAILED_TEXT,
                            float(TLS_CONNECT_TIMEOUT_MS) if silent else elapsed,
                            address_null=True)

@@ -250,6 +250,32 @@ class RelayPair:
 
 
 @dataclass(frozen=True)
+class TurnExchange:
+    """One TURN request a peer of the relay check made to the server, and what came of it,
+    as seen on the wire between them."""
+
+    #: offerer or answerer.
+    peer: str
+    #: ChannelBind, CreatePermission, Refresh or Refresh(0) (the release).
+    request: str
+    #: The first send, in milliseconds since the start of the check.
+    elapsed_ms: float
+    sends: int
+    #: Answers that came back (to any of the sends).
+    answers: int
+    #: success; error (an error response the client accepted); discarded (answers came, and
+    #: the client discarded every one: see `problem`); unanswered.
+    outcome: str
+    error_code: int | None = None
+    reason: str = ""
+    #: Why the answers were discarded: no-message-integrity (the answer to an authenticated
+    #: request carried none) or bad-message-integrity (it did not match); else None.
+    problem: str | None = None
+    #: From the last send to the accepted answer; None without one.
+    rtt_ms: float | None = None
+
+
+@dataclass(frozen=True)
 class RelayCheck:
     """One end-to-end data-path check through one TURN server: two WebRTC peers, both
     relay-only, a data channel between them, echoes and a bulk transfer."""
@@ -285,6 +311,13 @@ class RelayCheck:
     #: The run was stopped (SIGINT, SIGTERM) during `failed_step`: the measurements are those
     #: made until then.
     interrupted: bool = False
+    #: The TURN requests the peers made during the check (ChannelBind, CreatePermission,
+    #: Refresh; their Allocates came before), each with what came of it.
+    turn_requests: tuple[TurnExchange, ...] = ()
+    #: ChannelData messages the peers sent to the server, and received from it (relayed
+    #: data, Data indications included).
+    channel_data_sent: int = 0
+    channel_data_received: int = 0
 
     @property
     def ok(self) -> bool:

@@ -143,6 +143,8 @@ def _relay(specs: tuple[ServerSpec, ...], credentials: Credentials, options: Rel
                              turn_as_stun=False)
     options = dataclasses.replace(options, tls=tls_context(precheck))
 
+    started = time.monotonic()
+
     async def probe(stop: asyncio.Event) -> tuple[GatherReport, tuple[RelayCheck, ...]]:
         logging.getLogger("iceprobe.relay").debug(
             "time budget %g s per server (--duration %g, --count %d)", options.timeout,
@@ -160,7 +162,8 @@ def _relay(specs: tuple[ServerSpec, ...], credentials: Credentials, options: Rel
                         ephemeral=ephemeral_expiry(credentials.username, time.time()),
                         relays=relays, relay_max_rtt_ms=max_rtt, relay_min_bps=min_bps)
     report = Report(gathered, tuple(evaluate(evidence, output.ignore)), Requirement.EACH,
-                    relays=relays, stopped_by=stopped_by)
+                    relays=relays, stopped_by=stopped_by,
+                    run_ms=round((time.monotonic() - started) * 1000, 1))
     return finish(report, output, stopped_by)
 
 

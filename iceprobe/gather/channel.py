@@ -17,7 +17,8 @@ import logging
 import socket
 import ssl
 import time
-from typing import Protocol
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
 from ..model import Cause
 from . import wire
@@ -483,9 +484,18 @@ async def open_stream(local_ip: str, server: Address, deadline: float,
     log.debug("%s TLS handshake start (server name %s)", waiters.route, server_hostname)
     handshake_at = time.monotonic()
     try:
-        tls_transport = await asyncio.wait_for(
+        tls_transport = await _handshake(
             loop.start_tls(transport, protocol, tls, server_hostname=server_hostname),
-            remaining(deadline))
+            local_ip, server, deadline)
+    except _PlainPort:
+        transport.abort()
+        log.debug("%s TLS handshake abandoned: the port speaks plain STUN", waiters.route)
+        raise ProbeFailure(Cause.TLS, f"TLS handshake with {server_hostname} "
+                                      f"({describe(server)}) unanswered after "
+                                      f"{PLAIN_PROBE_AFTER:g} s, while the port answered a "
+                                      "plain STUN Binding over TCP: this port speaks plain "
+                                      "STUN/TURN over TCP, not TLS",
+                           problem="not-tls") from None
     except asyncio.TimeoutError:
         transport.abort()
         log.debug("%s TLS handshake timed out", waiters.route)
@@ -516,3 +526,58 @@ async def open_stream(local_ip: str, server: Address, deadline: float,
               (tls_transport.get_extra_info("cipher") or ("?",))[0])
     protocol.transport = tls_transport
     return StreamChannel(protocol, tls_transport, local, kind, connecting_at)
+
+
+#: A TLS handshake still unanswered after this long gets a plain STUN Binding over TCP to
+#: the same port, on a second connection: coturn and pion never answer a ClientHello on a
+#: plain port, but answer a Binding there at once.
+PLAIN_PROBE_AFTER = 0.5
+
+
+class _PlainPort(Exception):
+    """The port a TLS handshake waits on answered plain STUN over TCP."""
+
+
+async def _handshake(start_tls: Coroutine[Any, Any, asyncio.Transport | None], local_ip: str,
+                     server: Address, deadline: float) -> asyncio.Transport | None:
+    """Run the TLS handshake until the deadline, unless the port turns out to speak plain
+    STUN over TCP (then `_PlainPort`); `asyncio.TimeoutError` when the deadline passes."""
+    handshake = asyncio.ensure_future(start_tls)
+    plain = asyncio.ensure_future(_answers_plain_stun(local_ip, server, deadline))
+    pending: set[asyncio.Future[Any]] = {handshake, plain}
+    try:
+        while not handshake.done():
+            done, pending = await asyncio.wait(pending, timeout=remaining(deadline),
+                                               return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                raise asyncio.TimeoutError
+            if plain in done and not handshake.done() and plain.result():
+                raise _PlainPort
+        return handshake.result()
+    finally:
+        for task in (handshake, plain):
+            if not task.done():
+                task.cancel()
+        await asyncio.wait({handshake, plain}, timeout=0.1)
+        if handshake.done() and not handshake.cancelled():
+            handshake.exception()  # retrieved: the caller has its own outcome
+
+
+async def _answers_plain_stun(local_ip: str, server: Address, deadline: float) -> bool:
+    """After PLAIN_PROBE_AFTER, whether `server` answers a plain STUN Binding over TCP (any
+    STUN answer counts), on a connection of its own, within the deadline."""
+    await asyncio.sleep(min(PLAIN_PROBE_AFTER, remaining(deadline)))
+    if remaining(deadline) <= 0:
+        return False
+    log.debug("%s TLS handshake unanswered after %.1f s: trying plain STUN over TCP on the "
+              "same port", route("tls", local_ip, server), PLAIN_PROBE_AFTER)
+    channel: StreamChannel | None = None
+    try:
+        channel = await open_stream(local_ip, server, deadline, None, "")
+        await channel.transact(wire.binding_request(), deadline)
+    except ProbeFailure:
+        return False
+    finally:
+        if channel is not None:
+            channel.close()
+    return True

@@ -7,13 +7,14 @@ each failure is an `ErrorEvent` in the result of the server it concerns.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import socket
 import ssl
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -329,9 +330,24 @@ async def _probe_server(run: _Run, index: int, spec: ServerSpec) -> ProbeResult:
     run.addresses[index] = list(addresses)
     relay_families = run.options.relay_families if spec.is_turn else (None,)
     candidates, errors = run.found.setdefault(index, ([], []))
+    # --relay-family both: the IPv4 Allocate first, the IPv6 one once it is done (or after
+    # at most first_family_wait): coturn checks a user's quota before the family, so with a
+    # quota of one, IPv6 first would have the IPv4 Allocate refused (486) by iceprobe's own
+    # attempt, whose refused (440) session holds the quota.
+    sequenced = 6 in relay_families and None in relay_families
+    ipv4_done = {pair: asyncio.Event() for pair in pairs} if sequenced else {}
 
     async def attempt(local: str, server: str, family: int | None) -> None:
-        found, events = await _slotted(run, index, spec, local, (server, spec.port), family)
+        done = ipv4_done.get((local, server))
+        try:
+            if done is not None and family == 6:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(done.wait(), first_family_wait(run.deadline))
+            found, events = await _slotted(run, index, spec, local, (server, spec.port),
+                                           family)
+        finally:
+            if done is not None and family is None:
+                done.set()
         candidates.extend(found)
         errors.extend(events)
 
@@ -370,6 +386,15 @@ async def _slotted(run: _Run, index: int, spec: ServerSpec, local_ip: str, serve
         return await _attempt(run, index, spec, local_ip, server, family=family)
     finally:
         run.slots.release()
+
+
+#: How long the IPv6 attempt of --relay-family both waits for the IPv4 one: a server that
+#: never answers must not cost it more than this, nor more than half the budget.
+FIRST_FAMILY_WAIT = 1.0
+
+
+def first_family_wait(deadline: float) -> float:
+    return min(FIRST_FAMILY_WAIT, remaining(deadline) / 2)
 
 
 def _result(run: _Run, index: int, spec: ServerSpec, candidates: list[Candidate],
@@ -476,6 +501,50 @@ async def _open(run: _Run, spec: ServerSpec, local_ip: str, server: Address,
 
 async def _turn(run: _Run, index: int, spec: ServerSpec, channel: Channel,
                 family: int | None) -> tuple[list[Candidate], list[ErrorEvent]]:
+    """Allocate (and release) a relay of `family`. A 440 leaves coturn's session of this
+    5-tuple holding the user's quota (about 60 s over UDP; a TCP or TLS session ends with
+    its connection, and a Refresh only gets 437): over UDP, that session is ended."""
+    try:
+        return await _allocate_and_release(run, index, spec, channel, family)
+    except ProbeFailure as failure:
+        if (failure.code == 440 and failure.cause is Cause.RESPONSE
+                and channel.transport == "udp"):
+            await _shielded(_end_session(channel, run.options.credentials))
+        raise
+
+
+async def _end_session(channel: Channel, credentials: Credentials | None) -> None:
+    """End coturn's session of a 5-tuple whose Allocate got a 440: an Allocate of the
+    default family on it, released at once, is the only thing that ends it (measured on
+    coturn 4.6.1: the quota is then free again after its 1 s timer, instead of about 60 s).
+    coturn answers that Allocate with a relayed address of 0.0.0.0 port 0: no relay, and
+    never reported as one."""
+    if credentials is None:
+        return
+    try:
+        allocation = await probes.allocate(channel, credentials,
+                                           time.monotonic() + probes.RELEASE_BUDGET)
+    except ProbeFailure as failure:
+        log.debug("%s could not end the refused session: %s", describe(channel.server_address),
+                  failure.text)
+        return
+    await probes.release(channel, allocation, credentials)
+    log.debug("%s ended the session the 440 left", describe(channel.server_address))
+
+
+async def _shielded(work: Coroutine[Any, Any, Any]) -> None:
+    """Run `work` to its end even when the probe is cancelled (a stop): it is bounded on its
+    own, and cutting an Allocate short could leave an allocation behind."""
+    running = asyncio.ensure_future(work)
+    try:
+        await asyncio.shield(running)
+    except asyncio.CancelledError:
+        await running
+        raise
+
+
+async def _allocate_and_release(run: _Run, index: int, spec: ServerSpec, channel: Channel,
+                                family: int | None) -> tuple[list[Candidate], list[ErrorEvent]]:
     credentials = run.options.credentials
     attempt = probes.Attempt()
     try:
@@ -511,12 +580,7 @@ async def _turn(run: _Run, index: int, spec: ServerSpec, channel: Channel,
     # candidate browsers get from that server; over TCP it is a TCP mapping, useless for UDP.
     if mapped is not None and spec.transport is Transport.UDP and not run.options.turn_as_stun:
         found.append(_reflexive(run, spec, mapped, channel))
-    releasing = asyncio.ensure_future(probes.release(channel, allocation, credentials))
-    try:
-        await asyncio.shield(releasing)
-    except asyncio.CancelledError:
-        await releasing  # a stop must not cut a release short: it is bounded on its own
-        raise
+    await _shielded(probes.release(channel, allocation, credentials))
     local = channel.local_address
     recovered = [_event(run, spec, failure, local[0], local[1], channel.server_address, family)
                  for failure in allocation.recovered]

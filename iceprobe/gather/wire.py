@@ -278,3 +278,62 @@ def _read_error_leniently(data: bytes, exc: Exception) -> Response | Malformed:
                             alternate_server=_alternate_server(data) if code == 300 else None,
                             method=_method_of(message_type))
     return Malformed(problem)
+
+
+#: aioice's method names -> the names trace lines and reports use.
+_METHOD_NAMES = {"BINDING": "Binding", "ALLOCATE": "Allocate", "REFRESH": "Refresh",
+                 "SEND": "Send", "DATA": "Data", "CREATE_PERMISSION": "CreatePermission",
+                 "CHANNEL_BIND": "ChannelBind"}
+_CLASS_NAMES = {"REQUEST": "request", "INDICATION": "indication", "RESPONSE": "success",
+                "ERROR": "error"}
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A STUN message seen on a TURN client's connection to its server (the relay check
+    records its peers' TURN transactions from these)."""
+
+    #: ChannelBind, CreatePermission, Refresh, Allocate, Binding, Send, Data.
+    method: str
+    #: request, indication, success or error.
+    kind: str
+    transaction_id: bytes
+    error_code: int | None = None
+    reason: str = ""
+    #: The LIFETIME attribute (a Refresh with 0 releases the allocation); None without.
+    lifetime: int | None = None
+    #: MESSAGE-INTEGRITY: None when the message has none; else whether it matches the key
+    #: it was checked against (always False without a key).
+    integrity: bool | None = None
+
+
+def is_channel_data(data: bytes) -> bool:
+    """A TURN ChannelData message (RFC 8656 section 12.4): first two bits 01."""
+    return len(data) >= 4 and turn.is_channel_data(data)
+
+
+def read_turn_message(data: bytes, key: bytes | None = None) -> Seen | None:
+    """Read a STUN message from a TURN client's wire, checking its MESSAGE-INTEGRITY against
+    `key` (the client's long-term key); None for anything that is not a readable STUN
+    message. Never raises."""
+    if transaction_id_of(data) is None:
+        return None
+    try:
+        message = stun.parse_message(data)
+    except Exception:
+        return None
+    method = _METHOD_NAMES.get(message.message_method.name, message.message_method.name)
+    kind = _CLASS_NAMES.get(message.message_class.name, message.message_class.name.lower())
+    error = message.attributes.get("ERROR-CODE")
+    integrity: bool | None = None
+    if "MESSAGE-INTEGRITY" in message.attributes:
+        try:
+            integrity = key is not None and message.check_message_integrity(key)
+        except Exception:
+            integrity = False
+    lifetime = message.attributes.get("LIFETIME")
+    return Seen(method=method, kind=kind, transaction_id=bytes(message.transaction_id),
+                error_code=int(error[0]) if error else None,
+                reason=clean_reason(str(error[1])) if error else "",
+                lifetime=int(lifetime) if isinstance(lifetime, int) else None,
+                integrity=integrity)

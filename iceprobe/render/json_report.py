@@ -10,7 +10,7 @@ from typing import Any, TextIO
 from .. import __version__
 from ..browser import chrome_view
 from ..matrix import Cell, cells
-from ..model import Candidate, ErrorEvent, ProbeResult, RelayCheck, Verdict
+from ..model import Candidate, ErrorEvent, ProbeResult, RelayCheck, TurnExchange, Verdict
 from ..status import combined
 from .report import Report
 
@@ -23,7 +23,7 @@ def report_document(report: Report) -> dict[str, Any]:
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "iceprobe", "version": __version__},
         "started_at": gathered.started_at,
-        "duration_ms": gathered.duration_ms,
+        "duration_ms": report.duration_ms,
         "status": report.outcome.status.value,
         "ok": report.ok,
         "interrupted": report.interrupted,
@@ -104,7 +104,18 @@ def _relay(check: RelayCheck) -> dict[str, Any]:
         "throughput_bps": {"up": check.throughput_up_bps, "down": check.throughput_down_bps},
         "duration_ms": check.duration_ms,
         "errors": [_error(e) for e in check.errors],
+        "turn_requests": [_turn_request(t) for t in check.turn_requests],
+        "channel_data": {"sent": check.channel_data_sent,
+                         "received": check.channel_data_received},
     }
+
+
+def _turn_request(exchange: TurnExchange) -> dict[str, Any]:
+    return {"peer": exchange.peer, "request": exchange.request,
+            "elapsed_ms": exchange.elapsed_ms, "sends": exchange.sends,
+            "answers": exchange.answers, "outcome": exchange.outcome,
+            "error_code": exchange.error_code, "reason": exchange.reason,
+            "problem": exchange.problem, "rtt_ms": exchange.rtt_ms}
 
 
 def _cell(cell: Cell) -> dict[str, Any]:

@@ -21,6 +21,18 @@ class Report:
     recording: Recording | None = None
     #: The signal (SIGINT, SIGTERM) that stopped the run: what is shown is what came before.
     stopped_by: int | None = None
+    #: The whole run in milliseconds when it is more than the gathering (`relay`: gathering,
+    #: checks and closing); None to count the gathering and the relay checks.
+    run_ms: float | None = None
+
+    @property
+    def duration_ms(self) -> float | None:
+        """How long the whole run took: the gathering plus the relay checks."""
+        if self.run_ms is not None:
+            return self.run_ms
+        if self.gather.duration_ms is None:
+            return None
+        return round(self.gather.duration_ms + sum(c.duration_ms for c in self.relays), 1)
 
     @property
     def interrupted(self) -> bool:

@@ -290,7 +290,6 @@ def summary_line(report: Report, width: int = 10_000) -> Text:
     if fails:
         parts.append(Text(plural(fails, "failing verdict"),
                           style=SEVERITY_STYLE[Severity.FAIL]))
-    if gathered.duration_ms is not None:
-        took = gathered.duration_ms + sum(c.duration_ms for c in report.relays)
-        parts.append(describe_ms(took))
+    if report.duration_ms is not None:
+        parts.append(describe_ms(report.duration_ms))
     return pack(parts, width, lead=headline)

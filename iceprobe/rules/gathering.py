@@ -124,16 +124,18 @@ def _only_ipv6(events: Sequence[ErrorEvent]) -> bool:
 
 
 def unreachable_hint(cause: Cause, spec: ServerSpec, plain_works: bool = False,
-                     ports: Sequence[int] = ()) -> str:
+                     ports: Sequence[int] = (), not_tls: bool = False) -> str:
     """What to do about a 701 of this cause on this server: the code table's remedy, made
     specific to the transport and port that were tried (never advising what just failed).
     `plain_works`: plain TURN over TCP on the same host and port worked in this run.
-    `ports`: every port that failed so (--matrix), named together."""
+    `ports`: every port that failed so (--matrix), named together.
+    `not_tls`: the TLS attempt itself found the port answering plain STUN over TCP
+    (problem `not-tls`)."""
     transport = spec.transport
     port = _ports_text(ports) if len(ports) > 1 else str(spec.port)
     one_port = len(ports) <= 1
     if cause is Cause.TLS:
-        if plain_works:
+        if plain_works or not_tls:
             return (f"Port {port} speaks plain TURN over TCP, not TLS (the TCP probe of the "
                     "same port worked): use turn:…?transport=tcp there, or point turns: at "
                     "the server's TLS port." if one_port else
@@ -223,8 +225,9 @@ def server_unreachable(evidence: Evidence) -> list[Verdict]:
         if plain:
             ports = tuple(p for p in ports if _plain_tcp_works(
                 evidence, dataclasses.replace(result.server, port=p)))
-        hint = " ".join(dict.fromkeys(unreachable_hint(c, result.server, plain, ports)
-                                      for c in causes))
+        not_tls = any(e.cause is Cause.TLS and e.problem == "not-tls" for e in events)
+        hint = " ".join(dict.fromkeys(unreachable_hint(c, result.server, plain, ports,
+                                                       not_tls) for c in causes))
         wanted = result.server.expected_candidate.value
         if result.ok:
             good = sorted({c.related_address or c.address for c in result.candidates
@@ -250,15 +253,19 @@ def server_unreachable(evidence: Evidence) -> list[Verdict]:
             group_title=(f"{{n}} {result.server.transport.value.upper()} ports of the grid "
                          f"unreachable (701 {named})" if ports else
                          f"{{n}} servers unreachable (701 {named})"),
-            confidence=_confidence(causes, plain)))
+            confidence=_confidence(causes, plain, not_tls)))
     return verdicts
 
 
-def _confidence(causes: Sequence[Cause], plain_works: bool) -> Confidence:
+def _confidence(causes: Sequence[Cause], plain_works: bool,
+                not_tls: bool = False) -> Confidence:
     """A browser's "Failed to establish connection" is one of several causes (possible); a
-    TLS failure read as a plain port is inferred from the TCP probe (likely)."""
+    TLS failure read as a plain port is inferred from the TCP probe (likely), and certain
+    when the same port answered plain STUN while the handshake went unanswered."""
     if Cause.CONNECT in causes:
         return Confidence.POSSIBLE
+    if not_tls and Cause.TLS in causes:
+        return Confidence.CERTAIN
     if plain_works and Cause.TLS in causes:
         return Confidence.LIKELY
     return Confidence.CERTAIN

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from ..model import RelayCheck, RelayStep, Severity, Verdict
-from ..numbers import describe_ms
+from dataclasses import dataclass
+
+from ..model import Confidence, RelayCheck, RelayStep, Severity, TurnExchange, Verdict
+from ..numbers import describe_ms, plural
 from .evidence import Evidence
 
 _STEP = {
@@ -55,13 +57,110 @@ def relay_data_path(evidence: Evidence) -> list[Verdict]:
                 hint="", urls=(check.server.url,)))
             continue
         step = check.failed_step or RelayStep.ICE
+        cause = _server_cause(check, step)
+        detail = (f"The allocations worked, but {check.failure or _STEP[step]} "
+                  f"(step {step.value}, after {describe_ms(check.duration_ms)}).")
+        if cause is not None:
+            detail += f" {cause.seen}"
         verdicts.append(Verdict(
             id="relay-data-path-broken", severity=Severity.FAIL,
-            title=f"No data flows through {check.server.url}: {_STEP[step]}",
-            detail=f"The allocations worked, but {check.failure or _STEP[step]} "
-                   f"(step {step.value}, after {describe_ms(check.duration_ms)}).",
-            hint=_HINTS[step], urls=(check.server.url,)))
+            title=f"No data flows through {check.server.url}: "
+                  f"{cause.title if cause is not None else _STEP[step]}",
+            detail=detail, hint=cause.hint if cause is not None else _HINTS[step],
+            urls=(check.server.url,),
+            confidence=cause.confidence if cause is not None else Confidence.CERTAIN))
     return verdicts
+
+
+@dataclass(frozen=True)
+class _Cause:
+    """What the server's own behaviour during the check says about a failure."""
+
+    title: str
+    #: A sentence (or two) for the detail: what was seen.
+    seen: str
+    hint: str
+    confidence: Confidence
+
+
+def _requests(exchanges: list[TurnExchange]) -> str:
+    return " and ".join(dict.fromkeys(e.request for e in exchanges))
+
+
+def _counted(exchanges: list[TurnExchange]) -> str:
+    sends = sum(e.sends for e in exchanges)
+    answers = sum(e.answers for e in exchanges)
+    return f"{plural(answers, 'answer')} to {plural(sends, 'send')}"
+
+
+def _server_cause(check: RelayCheck, step: RelayStep) -> _Cause | None:
+    """The server's behaviour that explains the failure, from the check's own TURN
+    transactions and the data seen on the wire; None when they show nothing wrong (the
+    step's hint then stands). The server's misbehaviour is never blamed on a firewall."""
+    lost = [e for e in check.errors if e.problem == "server-lost"]
+    if lost:
+        return _Cause(
+            title=f"the server went away during the {step.value} step",
+            seen=f"{lost[0].error_text[0].upper()}{lost[0].error_text[1:]} "
+                 f"after {describe_ms(lost[0].elapsed_ms or 0)}.",
+            hint="The TURN server stopped during the check (it crashed, restarted or was "
+                 "stopped): check that it runs, and its logs. Calls through it break when "
+                 "it does.",
+            confidence=Confidence.CERTAIN)
+    exchanges = [e for e in check.turn_requests if e.request != "Refresh(0)"]
+    discarded = [e for e in exchanges if e.outcome == "discarded"]
+    if discarded:
+        first = discarded[0]
+        what = (f"error {first.error_code}" if first.error_code else "success")
+        missing = ("carried no MESSAGE-INTEGRITY" if first.problem == "no-message-integrity"
+                   else "carried a MESSAGE-INTEGRITY that does not match the credentials")
+        sent_nothing = check.channel_data_sent == 0
+        return _Cause(
+            title=f"the server's {_requests(discarded)} answers were discarded",
+            seen=(f"The server's {_requests(discarded)} {what} {missing}, so the client "
+                  f"discarded it and kept resending ({_counted(discarded)})"
+                  + ("; no data was ever sent through the relay." if sent_nothing else ".")),
+            hint="This is the TURN server's behaviour, not the network: an answer to an "
+                 "authenticated request must carry a valid MESSAGE-INTEGRITY (RFC 8489 "
+                 "section 9.2.4), and clients that check it, as RFC 8489 says they must, "
+                 "cannot use this server. Fix or replace the TURN server software (node-turn "
+                 "0.0.6 answers ChannelBind this way).",
+            confidence=Confidence.CERTAIN if sent_nothing else Confidence.LIKELY)
+    refused = [e for e in exchanges if e.outcome == "error" and e.error_code not in (401, 438)]
+    if refused:
+        first = refused[0]
+        reason = f" {first.reason!r}" if first.reason else ""
+        return _Cause(
+            title=f"the server refused {_requests(refused)} ({first.error_code})",
+            seen=f"The server answered {_requests(refused)} with {first.error_code}{reason}.",
+            hint=f"The server refuses what a call needs after the allocation: see what "
+                 f"{first.error_code} means for {first.request} (`iceprobe explain "
+                 f"{first.error_code}`) and the server's log.",
+            confidence=Confidence.LIKELY)
+    unanswered = [e for e in exchanges if e.outcome == "unanswered"]
+    if unanswered:
+        return _Cause(
+            title=f"the server did not answer {_requests(unanswered)}",
+            seen=f"The server answered none of the {_requests(unanswered)} requests "
+                 f"({plural(sum(e.sends for e in unanswered), 'send')}), although it "
+                 "answered the allocations.",
+            hint="The server took the allocations but ignores what comes after them: look "
+                 "for an overloaded server, a rate limit, or a server that does not "
+                 "implement these requests, in its log.",
+            confidence=Confidence.LIKELY)
+    if step is RelayStep.ICE and check.channel_data_sent and not check.channel_data_received \
+            and any(e.outcome == "success" for e in exchanges):
+        return _Cause(
+            title="no data came back through the channel",
+            seen=f"The channels were bound, and the peers sent "
+                 f"{plural(check.channel_data_sent, 'ChannelData message')} to the server, "
+                 "but none came back.",
+            hint="Either the server drops ChannelData (a server bug), or traffic between "
+                 "its relay addresses is dropped: check the relay port range (min-port.."
+                 "max-port) is open for UDP between the relay addresses (firewall, security "
+                 "group), and that external-ip names an address the server can reach itself.",
+            confidence=Confidence.POSSIBLE)
+    return None
 
 
 _HINTS = {

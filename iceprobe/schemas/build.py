@@ -117,8 +117,19 @@ def definitions() -> dict[str, Schema]:
          "throughput_bps": _object({"up": _nullable(NUMBER), "down": _nullable(NUMBER)}),
          "duration_ms": _nullable(MS), "errors": _array({"$ref": "#/$defs/error"}),
          "ice_check_retransmissions": {"type": "integer", "minimum": 0},
-         "ice_note": _nullable(STRING), "interrupted": BOOLEAN},
+         "ice_note": _nullable(STRING), "interrupted": BOOLEAN,
+         "turn_requests": _array({"$ref": "#/$defs/turn_request"}),
+         "channel_data": _object({"sent": {"type": "integer", "minimum": 0},
+                                  "received": {"type": "integer", "minimum": 0}})},
         description="A relay data-path check (`relay`, `gather --relay-check`).")
+    turn_request = _object(
+        {"peer": {"enum": ["offerer", "answerer"]}, "request": STRING, "elapsed_ms": MS,
+         "sends": {"type": "integer", "minimum": 0},
+         "answers": {"type": "integer", "minimum": 0},
+         "outcome": {"enum": ["success", "error", "discarded", "unanswered"]},
+         "error_code": _nullable(CODE), "reason": STRING, "problem": _nullable(STRING),
+         "rtt_ms": _nullable(MS)},
+        description="A TURN request a peer of the relay check made, and what came of it.")
     state = _object({"kind": STRING, "state": STRING, "elapsed_ms": _nullable(MS)})
     source = _object(
         {"file": STRING, "format": {"enum": RECORDING_FORMATS}, "session": STRING,
@@ -130,7 +141,8 @@ def definitions() -> dict[str, Schema]:
                     "for a saved iceprobe report.")
     tool = _object({"name": {"const": "iceprobe"}, "version": STRING})
     return {"tool": tool, "server": server, "candidate": candidate, "error": error,
-            "browser": browser, "verdict": verdict, "cell": cell, "relay": relay, "rtt": rtt,
+            "browser": browser, "verdict": verdict, "cell": cell, "relay": relay,
+            "turn_request": turn_request, "rtt": rtt,
             "state": state, "source": source}
 
 

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.lab.servers import LAB_PASSWORD, LAB_REALM, LAB_USER, free_port
+from tests.lab.servers import LAB_PASSWORD, LAB_REALM, LAB_USER, free_port, stop_server
 
 INTEROP_DIR = Path(__file__).resolve().parent / "interop"
 PION_SOURCE = INTEROP_DIR / "pionturn"
@@ -40,7 +40,6 @@ NODE_PACKAGES = {"node-turn": "0.0.6", "stun": "2.1.0"}
 _relay_ports = itertools.count(61000, 16)
 
 READY_BUDGET = 10.0
-STOP_BUDGET = 5.0
 BUILD_BUDGET = 180.0
 
 
@@ -76,14 +75,7 @@ class InteropServer:
             return handle.read()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=STOP_BUDGET)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=STOP_BUDGET)
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        stop_server(self.process, self.workdir)
 
 
 def _source_digest(directory: Path) -> str:

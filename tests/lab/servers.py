@@ -48,14 +48,7 @@ class Coturn:
             return handle.read()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        stop_server(self.process, self.workdir)
 
 
 def start_coturn(ip: str, *extra: str, user: str = LAB_USER,
@@ -148,3 +141,20 @@ class SilentServer:
 
     def close(self) -> None:
         self.sock.close()
+
+
+#: How long a server gets to stop on SIGTERM before it is killed (and again after the kill).
+STOP_BUDGET = 5.0
+
+
+def stop_server(process: subprocess.Popen[bytes], workdir: str) -> None:
+    """Stop a server started by a test (SIGTERM, then SIGKILL: bounded either way) and
+    remove its working directory."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=STOP_BUDGET)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=STOP_BUDGET)
+    shutil.rmtree(workdir, ignore_errors=True)

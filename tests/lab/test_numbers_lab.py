@@ -115,8 +115,9 @@ def test_matrix_cell_is_timed_from_its_own_send_to_its_outcome(
     assert sent and icmp, done.stderr
     in_trace = icmp[0] - sent[0]
     # The same interval measured twice (trace times are rounded to 0.1 ms, and the log
-    # call sits just before the send): within a millisecond, not tens.
-    assert abs(cell["duration_ms"] - in_trace) <= 1.0, (cell, in_trace)
+    # call sits just before the send): the two agree up to scheduling noise on a loaded
+    # machine (a few ms), while the bug added the trust store's 23-48 ms to every cell.
+    assert abs(cell["duration_ms"] - in_trace) <= 10.0, (cell, in_trace)
     server_entry = next(s for s in document["servers"] if s["url"] == event["url"])
     assert cell["duration_ms"] <= event["elapsed_ms"] - server_entry["first_sent_ms"] + 0.1
     # A working cell is timed to its relay candidate, a closed TCP port to its refusal.

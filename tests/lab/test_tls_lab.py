@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -202,3 +203,26 @@ def test_tls_to_a_server_speaking_another_protocol_is_a_handshake_failure(
     [event] = errors(document)
     assert (event["cause"], event["problem"]) == ("tls", "handshake")
     assert "TLS handshake" in str(event["error_text"]) and "failed" in str(event["error_text"])
+
+
+def test_turns_at_a_plain_tcp_port_is_named_not_tls_without_waiting_for_the_budget(
+        lab: LabNetwork, coturn: StartCoturn) -> None:
+    """Issue 16 item 9: coturn never answers a ClientHello on its plain port, so a turns:
+    URL at it used to wait the whole budget for a handshake timeout. A plain STUN Binding
+    over TCP to the same port, sent while the handshake is pending, answers at once."""
+    server = coturn()
+    started = time.monotonic()
+    code, document = gather_json("--turn", f"turns:{server.ip}:{server.port}", "--timeout",
+                                 "10")
+    elapsed = time.monotonic() - started
+    assert code == 1
+    [event] = errors(document)
+    assert (event["error_code"], event["cause"], event["problem"]) == (701, "tls", "not-tls")
+    assert "speaks plain STUN/TURN over TCP, not TLS" in str(event["error_text"])
+    entries = document["verdicts"]
+    assert isinstance(entries, list)
+    [verdict] = [v for v in entries if v["id"] == "server-unreachable"]
+    assert "speaks plain TURN over TCP, not TLS" in verdict["hint"]
+    assert verdict["confidence"] == "certain"
+    # The side probe starts after 0.5 s and answers in milliseconds: well within the 10 s.
+    assert elapsed < 5.0, f"took {elapsed:.1f} s with --timeout 10"

@@ -46,10 +46,30 @@ def rendered(entries: Sequence[CodeInfo], how: str) -> str:
 def test_explain_output_matches_golden(query: str | None, how: str, golden: str) -> None:
     entries = [*codes.CODES, *codes.CAUSES_701] if query is None else _explain_entries(query)
     output = rendered(entries, how)
-    path = GOLDEN / golden
+    assert_matches_golden(output, GOLDEN / golden)
+
+
+def assert_matches_golden(output: str, path: Path) -> None:
+    """The output equals the golden file; with ICEPROBE_UPDATE_GOLDEN set, rewrite the file
+    and fail all the same, so that a run with it set can never pass unreviewed."""
     if os.environ.get("ICEPROBE_UPDATE_GOLDEN"):
         path.write_text(output)
+        pytest.fail("golden rewritten: review the diff")
     assert output == path.read_text()
+
+
+def test_updating_a_golden_file_rewrites_it_and_fails(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "golden.txt"
+    path.write_text("stale\n")
+    monkeypatch.setenv("ICEPROBE_UPDATE_GOLDEN", "1")
+    with pytest.raises(pytest.fail.Exception, match="golden rewritten: review the diff"):
+        assert_matches_golden("fresh\n", path)
+    assert path.read_text() == "fresh\n"
+    monkeypatch.delenv("ICEPROBE_UPDATE_GOLDEN")
+    assert_matches_golden("fresh\n", path)
+    with pytest.raises(AssertionError):
+        assert_matches_golden("other\n", path)
 
 
 def test_701_lists_every_cause_separately() -> None:

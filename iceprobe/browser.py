@@ -146,7 +146,7 @@ def _over_stream(event: ErrorEvent, scheme: Scheme, elapsed: float) -> BrowserVi
     if event.cause in (Cause.REFUSED, Cause.UNREACHABLE):
         return BrowserView(701, CONNECTION_FAILED_TEXT, elapsed, address_null=True)
     if event.cause is Cause.TLS:
-        # iceprobe's own wording for a handshake that got no answer (gather/channel.py).
+        # iceprobe's own wording for a handshake that got no answer (gather/stream.py).
         silent = event.error_text.endswith("timed out") or event.problem == "not-tls"
         return BrowserView(701, CONNECTION_FAILED_TEXT,
                            float(TLS_CONNECT_TIMEOUT_MS) if silent else elapsed,

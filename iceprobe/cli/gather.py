@@ -146,7 +146,7 @@ def _gather(specs: tuple[ServerSpec, ...], credentials: Credentials | None,
         if not settings.relay_check or credentials is None or stop.is_set():
             return gathered, ()
         from ..gather.datapath import RelayOptions, check_relays
-        from ..gather.run import tls_context
+        from ..gather.options import tls_context
 
         return gathered, await check_relays(gathered, RelayOptions(
             credentials=credentials, tls=tls_context(options)), stop)

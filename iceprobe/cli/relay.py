@@ -134,7 +134,7 @@ def _relay(specs: tuple[ServerSpec, ...], credentials: Credentials, options: Rel
     from ..credentials import ephemeral_expiry
     from ..gather import GatherOptions, gather
     from ..gather.datapath import check_relays
-    from ..gather.run import tls_context
+    from ..gather.options import tls_context
     from ..render import Report
     from ..rules import Evidence, evaluate
 

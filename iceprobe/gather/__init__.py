@@ -1,5 +1,6 @@
 """Gathering: the only package that touches sockets and aioice."""
 
-from .run import GatherOptions, gather
+from .options import GatherOptions
+from .run import gather
 
 __all__ = ["GatherOptions", "gather"]

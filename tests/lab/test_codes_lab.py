@@ -11,7 +11,8 @@ import pytest
 
 from iceprobe.codes import lookup
 from iceprobe.gather import GatherOptions, gather, probes
-from iceprobe.gather.channel import ProbeFailure, UdpChannel, open_udp
+from iceprobe.gather.channel import ProbeFailure
+from iceprobe.gather.udp import UdpChannel, open_udp
 from iceprobe.model import CandidateType, Cause, Credentials, GatherReport, Severity
 from iceprobe.rules import Evidence, evaluate
 from iceprobe.urls import parse_server_url

@@ -11,8 +11,9 @@ import struct
 from aioice import stun
 
 from iceprobe.gather import wire
-from iceprobe.gather.channel import ProbeFailure, _timeout, _UdpProtocol, _Waiters
+from iceprobe.gather.channel import ProbeFailure, Waiters, timeout_failure
 from iceprobe.gather.probes import _error_failure
+from iceprobe.gather.udp import _UdpProtocol
 from iceprobe.model import Cause
 
 SERVER = ("198.18.0.10", 3478)
@@ -29,7 +30,7 @@ def _reply(method: stun.Method, transaction_id: bytes) -> bytes:
 def test_binding_success_to_an_allocate_is_a_wrong_method_failure() -> None:
     async def feed() -> tuple[BaseException | None, str | None]:
         request = wire.allocate_request(None)
-        waiters = _Waiters(SERVER)
+        waiters = Waiters(SERVER)
         future = waiters.expect(request.transaction_id, request.method, request.name)
         _UdpProtocol(waiters).datagram_received(
             _reply(stun.Method.BINDING, request.transaction_id), SERVER)
@@ -45,7 +46,7 @@ def test_binding_success_to_an_allocate_is_a_wrong_method_failure() -> None:
 def test_a_reply_of_the_right_method_is_the_response() -> None:
     async def feed() -> object:
         request = wire.binding_request()
-        waiters = _Waiters(SERVER)
+        waiters = Waiters(SERVER)
         future = waiters.expect(request.transaction_id, request.method, request.name)
         _UdpProtocol(waiters).datagram_received(
             _reply(stun.Method.BINDING, request.transaction_id), SERVER)
@@ -59,7 +60,7 @@ def test_a_reply_of_the_right_method_is_the_response() -> None:
 def test_replies_with_foreign_ids_are_counted_as_mismatched_and_named_in_the_timeout() -> None:
     async def feed() -> ProbeFailure:
         request = wire.binding_request()
-        waiters = _Waiters(SERVER)
+        waiters = Waiters(SERVER)
         waiters.expect(request.transaction_id, request.method, request.name)
         protocol = _UdpProtocol(waiters)
         for number in range(3):
@@ -67,7 +68,7 @@ def test_replies_with_foreign_ids_are_counted_as_mismatched_and_named_in_the_tim
                                               number.to_bytes(12, "big")), SERVER)
         protocol.datagram_received(b"not stun at all", SERVER)
         waiters.forget(request.transaction_id)
-        return _timeout(SERVER, request, 4, 2.0, waiters, 0)
+        return timeout_failure(SERVER, request, 4, 2.0, waiters, 0)
 
     failure = asyncio.run(feed())
     assert failure.cause is Cause.TIMEOUT
@@ -78,7 +79,7 @@ def test_replies_with_foreign_ids_are_counted_as_mismatched_and_named_in_the_tim
 def test_a_late_duplicate_of_an_answered_request_is_no_mismatch() -> None:
     async def feed() -> ProbeFailure:
         first, second = wire.binding_request(), wire.binding_request()
-        waiters = _Waiters(SERVER)
+        waiters = Waiters(SERVER)
         protocol = _UdpProtocol(waiters)
         waiters.expect(first.transaction_id, first.method, first.name)
         protocol.datagram_received(_reply(stun.Method.BINDING, first.transaction_id), SERVER)
@@ -88,7 +89,7 @@ def test_a_late_duplicate_of_an_answered_request_is_no_mismatch() -> None:
         # The answer to a retransmission of the first request arrives late.
         protocol.datagram_received(_reply(stun.Method.BINDING, first.transaction_id), SERVER)
         waiters.forget(second.transaction_id)
-        return _timeout(SERVER, second, 4, 2.0, waiters, before)
+        return timeout_failure(SERVER, second, 4, 2.0, waiters, before)
 
     failure = asyncio.run(feed())
     assert failure.problem is None and "unrelated reply" in failure.text

@@ -15,13 +15,9 @@ import struct
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from iceprobe.gather.channel import (
-    MAX_STRAY_KEPT,
-    ProbeFailure,
-    _StreamProtocol,
-    _UdpProtocol,
-    _Waiters,
-)
+from iceprobe.gather.channel import MAX_STRAY_KEPT, ProbeFailure, Waiters
+from iceprobe.gather.stream import _StreamProtocol
+from iceprobe.gather.udp import _UdpProtocol
 from iceprobe.gather.wire import Response
 from iceprobe.model import Cause
 
@@ -89,7 +85,7 @@ LOOP = asyncio.new_event_loop()
 @given(data=reply())
 def test_every_udp_reply_is_a_response_a_malformed_failure_or_ignored(data: bytes) -> None:
     async def feed() -> str:
-        waiters = _Waiters(SERVER)
+        waiters = Waiters(SERVER)
         future = waiters.expect(TID)
         _UdpProtocol(waiters).datagram_received(data, SERVER)
         outcome = _outcome(future, Cause.MALFORMED, Cause.WRONG_METHOD)
@@ -107,7 +103,7 @@ def test_every_udp_reply_is_a_response_a_malformed_failure_or_ignored(data: byte
 def test_every_stream_reply_dripped_or_whole_is_handled(messages: list[bytes],
                                                         chunk: int) -> None:
     async def feed() -> str:
-        waiters = _Waiters(SERVER)
+        waiters = Waiters(SERVER)
         future = waiters.expect(TID)
         protocol = _StreamProtocol(waiters)
         stream = b"".join(messages)
@@ -149,7 +145,7 @@ def test_a_seeded_corpus_of_replies_through_the_udp_path() -> None:
     outcomes: dict[str, int] = {}
 
     async def feed(data: bytes) -> str:
-        waiters = _Waiters(SERVER)
+        waiters = Waiters(SERVER)
         future = waiters.expect(TID)
         _UdpProtocol(waiters).datagram_received(data, SERVER)
         outcome = _outcome(future, Cause.MALFORMED, Cause.WRONG_METHOD)
@@ -165,7 +161,7 @@ def test_a_seeded_corpus_of_replies_through_the_udp_path() -> None:
 
 def test_a_flood_of_foreign_replies_is_counted_not_kept_unbounded() -> None:
     async def feed() -> tuple[int, int]:
-        waiters = _Waiters(SERVER)
+        waiters = Waiters(SERVER)
         waiters.expect(TID)
         protocol = _UdpProtocol(waiters)
         for number in range(20_000):

@@ -3,7 +3,7 @@ matrix cell's duration (item 6), and the username in a redacted report (item 11)
 
 from __future__ import annotations
 
-from iceprobe.gather.run import foundation, priority
+from iceprobe.gather.candidates import foundation, priority
 from iceprobe.matrix import cell_duration_ms
 from iceprobe.model import (
     Candidate,

@@ -1,11 +1,15 @@
-"""iceprobe's own event log (version 1): what a web app records with
-examples/collect-ice-events.js. A JSON document `{"format": "iceprobe-events", "version": 1,
+"""iceprobe's own event log. Version 1 is what a web app records with
+examples/collect-ice-events.js: a JSON document `{"format": "iceprobe-events", "version": 1,
 "events": [...]}`, or JSONL whose first line is that header without `events` and whose
-other lines are one record each. Every record has `type`, `t` (epoch ms) and `pc`."""
+other lines are one record each. Every record has `type`, `t` (epoch ms) and `pc`.
+
+Version 2 is what the page of `iceprobe serve` uploads: the same records, one PeerConnection
+per server URL, plus a `page` object in the header and `outcome` / `relaycheck` records. One
+page run becomes ONE session whose servers are all its URLs (docs/recordings.md)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .session import (
@@ -29,15 +33,30 @@ def is_header(value: Any) -> bool:
 
 def parse_events(header: dict[str, Any], records: Sequence[Any], file: str) -> list[Session]:
     version = header.get("version")
+    if version == 2:
+        from .events_v2 import parse_page_run
+
+        return [parse_page_run(header, records, file)]
     if version != 1:
         raise RecordingError(f"iceprobe event log: version {version!r} is not supported "
-                             "(expected 1)")
+                             "(expected 1 or 2)")
+    return list(parse_records(records, file).values())
+
+
+def parse_records(records: Sequence[Any], file: str,
+                  skip: Callable[[dict[str, Any], str], bool] | None = None
+                  ) -> dict[str, Session]:
+    """One session per `pc` of these records; `skip(record, where)` takes the records it
+    returns True for out of the v1 reading (version 2's own types)."""
     sessions: dict[str, Session] = {}
     for number, record in enumerate(records, 1):
+        if skip is not None and isinstance(record, dict) and skip(
+                record, f"iceprobe event log, record {number}"):
+            continue
         _record(sessions, record, number, file)
     if not sessions:
         raise RecordingError("iceprobe event log: no records")
-    return list(sessions.values())
+    return sessions
 
 
 def _record(sessions: dict[str, Session], record: Any, number: int, file: str) -> None:
@@ -51,7 +70,7 @@ def _record(sessions: dict[str, Session], record: Any, number: int, file: str) -
     pc = str(record.get("pc") or "pc-1")
     session = sessions.setdefault(pc, Session(format=FORMAT, file=file, id=pc,
                                               configuration_known=False))
-    at = _number(record.get("t"), where, "t", optional=True)
+    at = as_number(record.get("t"), where, "t", optional=True)
     if kind == "config":
         servers = record.get("iceServers", [])
         if not isinstance(servers, list) or not all(isinstance(u, str) for u in servers):
@@ -76,8 +95,8 @@ def _record(sessions: dict[str, Session], record: Any, number: int, file: str) -
         url = record.get("url")
         if not isinstance(url, str):
             raise RecordingError(f"{where}: icecandidateerror needs a url string")
-        code = _number(record.get("errorCode"), where, "errorCode")
-        port = _number(record.get("port"), where, "port", optional=True)
+        code = as_number(record.get("errorCode"), where, "errorCode")
+        port = as_number(record.get("port"), where, "port", optional=True)
         session.errors.append(RecordedError(
             url, text_or_none(record.get("address")), None if port is None else int(port),
             int(code or 0), str(record.get("errorText") or ""), at))
@@ -91,7 +110,7 @@ def _record(sessions: dict[str, Session], record: Any, number: int, file: str) -
             session.gathering_started = at
 
 
-def _number(value: Any, where: str, name: str, optional: bool = False) -> float | None:
+def as_number(value: Any, where: str, name: str, optional: bool = False) -> float | None:
     if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):

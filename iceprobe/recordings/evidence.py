@@ -97,7 +97,8 @@ def _session(session: Session, slow_ms: float, require: Requirement) -> Analysis
         errors.setdefault(key, []).append(ErrorEvent(
             url=error.url, address=error.address, port=error.port, server_address=None,
             server_port=spec.port or None, error_code=error.code, error_text=error.text,
-            cause=_cause(error.code, error.text, connected=error.port is not None),
+            cause=Cause(error.cause) if error.cause else
+            _cause(error.code, error.text, connected=error.port is not None),
             elapsed_ms=elapsed(error.at)))
 
     results = tuple(ProbeResult(spec, tuple(found.get(key, ())), tuple(errors.get(key, ())),

@@ -36,6 +36,8 @@ class RecordedError:
     code: int
     text: str
     at: float | None = None
+    #: The cause when the recording states it (a Cause value), else derived from code and text.
+    cause: str | None = None
 
 
 @dataclass

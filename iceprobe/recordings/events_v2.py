@@ -22,7 +22,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from .events import FORMAT, as_number, parse_records
-from .session import RecordedCandidate, RecordedError, RecordingError, Session, text_or_none
+from .session import (
+    RecordedCandidate,
+    RecordedError,
+    RecordedState,
+    RecordingError,
+    Session,
+    text_or_none,
+)
 
 OUTCOMES = ("candidate", "error", "deadline", "complete-without-candidate")
 DEADLINE_TEXT = "no answer within the page's deadline"
@@ -129,8 +136,24 @@ def _merge(sessions: dict[str, Session], outcomes: dict[str, tuple[str, str, flo
         merged.gathering_started = min(starts) if starts else None
     merged.ice_transport_policy = ("all" if "all" in policies or not policies
                                    else policies[0])
-    merged.states.sort(key=lambda s: s.at if s.at is not None else 0.0)
+    merged.states = _run_states(merged.states)
+    if sessions:
+        ids = list(sessions)
+        merged.id = (f"{ids[0]}…{ids[-1]} (one page run)" if len(ids) > 1
+                     else f"{ids[0]} (one page run)")
     return merged
+
+
+def _run_states(states: list[RecordedState]) -> list[RecordedState]:
+    """The run's timeline: gathering starts at the first PeerConnection's start and ends
+    at the last one's completion (one line each, not one per PeerConnection); the other
+    state changes as recorded."""
+    ordered = sorted(states, key=lambda s: s.at if s.at is not None else 0.0)
+    gathering = [s for s in ordered if s.kind == "gathering"]
+    started = [s for s in gathering if s.state == "gathering"][:1]
+    completed = [s for s in gathering if s.state == "complete"][-1:]
+    kept = [s for s in ordered if s.kind != "gathering"] + started + completed
+    return sorted(kept, key=lambda s: s.at if s.at is not None else 0.0)
 
 
 def _pc_url(session: Session, outcome: tuple[str, str, float | None] | None) -> str | None:

@@ -35,6 +35,7 @@ from tests.lab.browser import (
     processes_using,
     run_in_lan,
 )
+from tests.lab.devtools import DevToolsChromium
 from tests.lab.netns import LabNetwork
 from tests.lab.serve_responder import ServeResponder, Upload
 from tests.lab.servers import LAB_PASSWORD, LAB_USER, Coturn, free_port
@@ -350,3 +351,47 @@ def test_microphone_permission_reveals_host_addresses(
     hosts = [e["candidate"] for e in run.events if e["type"] == "icecandidate"
              and e["candidate"] and " typ host" in e["candidate"]]
     assert any(f" {lan.address} " in line for line in hosts), hosts
+
+
+def test_download_button_saves_the_recording_and_nothing_breaks_the_csp(
+        lan: LanNamespace, lab: LabNetwork, tmp_path: Any) -> None:
+    """Driven over DevTools (tests/lab/devtools.py): the page runs under the contract's CSP
+    with no violation, its Download button saves exactly what it uploaded (a Blob URL
+    download), and a network that reaches nothing is told so in plain words, with the
+    reference code."""
+    binary = chromium_binary()
+    if binary is None:
+        unavailable("chromium is missing (scripts/test installs it)")
+    port = free_port()
+    responder = ServeResponder(lan.gateway, servers_config([f"stun:{lab.ipv4}:{port}"], [],
+                                                           LAB_PASSWORD),
+                               deadline_ms=DEADLINE_MS, code="K7Q-4MZ")
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    try:
+        with tempfile.TemporaryDirectory(prefix="iceprobe-devtools-",
+                                         ignore_cleanup_errors=True) as profile, \
+                DevToolsChromium(lan, binary, CHROMIUM_FLAGS, profile, width=390,
+                                 height=844) as chrome:
+            chrome.allow_downloads(str(downloads))
+            chrome.open(responder.url)
+            chrome.wait_for_title("Network test: done", DEADLINE_MS / 1000 + SLACK_S)
+            headline = chrome.evaluate("document.getElementById('headline').textContent")
+            code = chrome.evaluate("document.getElementById('code').textContent")
+            chrome.evaluate("document.getElementById('download').click()")
+            saved = downloads / "network-test.json"
+            deadline = time.monotonic() + 10
+            while not saved.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            violations = chrome.csp_violations()
+    finally:
+        responder.close()
+    upload = responder.next_upload(timeout=1)
+    assert violations == []
+    assert headline == ("Your network cannot reach our media servers at all: please send "
+                        "this code to support.")
+    assert code == "K7Q-4MZ"
+    assert saved.read_bytes() == upload.raw
+    assert set(responder.requests) <= {f"/t/{responder.token}", "/static/app.js",
+                                       "/static/style.css", f"/t/{responder.token}/config",
+                                       f"/t/{responder.token}/upload", "/favicon.ico"}

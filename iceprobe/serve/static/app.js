@@ -293,19 +293,27 @@
     var relayTried = checks.length > 0;
     var extra = relayTried ? (relayOk ? " Data passed through our relay."
       : " But no data passed through our relay.") : "";
+    // A TURN server that answered with an error (a refused password, a full server) is
+    // our side's problem, not the customer's network: say so rather than "all is well".
+    var refused = results.some(function (r) {
+      return kindOf(r.url) === "turn" && r.outcome === "error";
+    });
+    var ours = refused ? " One of our relay servers refused the test: that is on our side, " +
+      "and support can see why in the result." : "";
     if (udp) {
-      return {level: "good", headline: "Your network can reach our media servers over UDP.",
-              text: "Calls should work normally." + extra};
+      return {level: refused ? "limited" : "good",
+              headline: "Your network can reach our media servers over UDP.",
+              text: (refused ? "" : "Calls should work normally.") + extra + ours};
     }
     if (tcp) {
       return {level: "limited", headline: "Your network can reach our media servers only over TCP.",
-              text: "Calls will work, perhaps with a little more delay." + extra};
+              text: "Calls will work, perhaps with a little more delay." + extra + ours};
     }
     if (tls.length) {
       return {level: "limited",
               headline: "Your network can reach our media servers only over TLS on port " +
                 tls[0] + ".",
-              text: "Calls will work, perhaps with more delay." + extra};
+              text: "Calls will work, perhaps with more delay." + extra + ours};
     }
     return {level: "bad",
             headline: "Your network cannot reach our media servers at all: please send this code to support.",
@@ -443,7 +451,7 @@
     var plain = verdict(results, checks);
     setLevel(plain.level);
     say("headline", plain.headline);
-    say("summary", plain.text);
+    say("summary", plain.text.trim());
     $("bar").value = $("bar").max;
     say("progress", "Sending the result…");
     return fetchJson(UPLOAD_URL, {method: "POST", credentials: "same-origin",

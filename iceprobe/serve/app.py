@@ -283,8 +283,8 @@ def _answer(stored: Summary, document: dict[str, Any]) -> dict[str, Any]:
                 "id": verdict["id"], "severity": verdict["severity"],
                 "title": verdict["title"]})
     message = {"pass": "Your browser reached every server.",
-               "fail": f"Some servers could not be reached: please send the code "
-                       f"{stored.code} to support.",
+               "fail": f"The test found a problem: please send the code {stored.code} "
+                       "to support.",
                }.get(stored.status, f"The test could not tell: please send the code "
                                     f"{stored.code} to support.")
     return {"code": stored.code, "status": stored.status, "message": message,

@@ -241,7 +241,8 @@ def test_a_hostile_recording_is_stored_inertly_and_shown_escaped(served: Serve,
         policy = page.headers["Content-Security-Policy"]
         assert "script-src 'none'" in policy and "unsafe-inline" not in policy
     detail = served.admin(f"/admin/r/{code}").text
-    assert "&lt;script&gt;" in detail or "&lt;img" in detail
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in detail  # the errorText, as text
+    assert "&lt;img src=x onerror=1&gt;" in detail  # the browser
     shown = iceprobe("results", "--db", str(served.db))
     assert shown.returncode == 0 and code in shown.stdout
 

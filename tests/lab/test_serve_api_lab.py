@@ -303,3 +303,28 @@ def test_static_credentials_warn_and_stay_out_of_the_database_and_logs(
     database = b"".join(p.read_bytes() for p in tmp_path.glob("results.db*"))
     assert LAB_PASSWORD.encode() not in database
     assert LAB_PASSWORD not in "".join(served.stdout_lines) + served.stderr
+
+
+def test_two_serve_processes_on_one_database_share_links_and_results(
+        tmp_path: Path, turn: Coturn) -> None:
+    (tmp_path / "secret").write_text(SECRET + "\n")
+    args = ("--stun", turn.url("stun"), "--turn", turn.url("turn"), "--turn-secret-file",
+            str(tmp_path / "secret"))
+    first = start_serve(tmp_path, *args)
+    second = start_serve(tmp_path, *args)
+    try:
+        link = first.new_link("shared")
+        upload_id = str(config(second, link)["upload_id"])  # B verifies A's link
+        records = events(turn.url("stun"), turn.url("turn"))
+        assert second.upload(link, upload(upload_id, records)).status == 200
+        replay = first.upload(link, upload(upload_id, records))
+        assert replay.status == 409  # the id B consumed is refused by A as well
+        assert first.rows() == 1
+    finally:
+        assert first.stop() == 0
+        assert second.stop() == 0
+    restarted = start_serve(tmp_path, *args)
+    try:
+        assert restarted.request("GET", link).status == 200  # links survive a restart
+    finally:
+        restarted.stop()

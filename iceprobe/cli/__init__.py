@@ -45,7 +45,10 @@ COMMANDS: dict[str, str] = {
     "analyze": "Diagnose what a browser recorded: each PeerConnection of each FILE.",
     "explain": "Explain a STUN/TURN/browser error code, a browser errorText or a 701 cause.",
     "gather": "Gather candidates from STUN/TURN servers and explain every failure.",
+    "link": "Make a test link on a running `iceprobe serve`; prints the URL.",
     "relay": "Prove that data flows through each TURN server, and measure it.",
+    "results": "List the results `iceprobe serve` stored, or show one (`results show CODE`).",
+    "serve": "Serve test links that customers open in their own browser.",
 }
 
 

@@ -132,9 +132,7 @@ _CREDENTIAL_OPTIONS = (
                       "with --separator '' makes a bare <expiry> (pion/turn's format)."),
     click.option("--separator", default=":", show_default=True, metavar="SEP",
                  help="Separator in ephemeral usernames."),
-    click.option("--ttl", type=click.IntRange(min=1, max=10 * 365 * 86400), default=3600,
-                 show_default=True, metavar="SECONDS",
-                 help="Lifetime of ephemeral credentials."),
+    None,  # --ttl, whose default depends on the command (_ttl_option)
     click.option("--no-auth", is_flag=True,
                  help="Probe TURN servers without credentials (is it an open relay?); not "
                       "with -u, -p or --turn-secret."),
@@ -143,8 +141,17 @@ _CREDENTIAL_KEYS = ("username", "credential", "credential_file", "turn_secret",
                     "turn_secret_file", "turn_user", "separator", "ttl", "no_auth")
 
 
-def _credential_decorator(with_no_auth: bool) -> Callable[[F], F]:
-    options = _CREDENTIAL_OPTIONS if with_no_auth else _CREDENTIAL_OPTIONS[:-1]
+def _ttl_option(default: int, help_text: str) -> Callable[[F], F]:
+    return click.option("--ttl", type=click.IntRange(min=1, max=10 * 365 * 86400),
+                        default=default, show_default=True, metavar="SECONDS", help=help_text)
+
+
+def _credential_decorator(with_no_auth: bool, ttl: int = 3600,
+                          ttl_help: str = "Lifetime of ephemeral credentials."
+                          ) -> Callable[[F], F]:
+    options = tuple(_ttl_option(ttl, ttl_help) if option is None else option
+                    for option in _CREDENTIAL_OPTIONS)
+    options = options if with_no_auth else options[:-1]
     keys = _CREDENTIAL_KEYS if with_no_auth else _CREDENTIAL_KEYS[:-1]
 
     def decorate(command: F) -> F:
@@ -166,6 +173,17 @@ def _credential_decorator(with_no_auth: bool) -> Callable[[F], F]:
 credential_options = _credential_decorator(with_no_auth=True)
 #: The same without --no-auth, for `relay`: its two peers need credentials.
 relay_credential_options = _credential_decorator(with_no_auth=False)
+#: For `serve`: credentials handed to each page load, ephemeral ones for 10 minutes.
+serve_credential_options = _credential_decorator(
+    with_no_auth=False, ttl=600,
+    ttl_help="Lifetime of the ephemeral credentials minted for each page load.")
+
+
+def rest_secret(ctx: click.Context, given: CredentialInput) -> str | None:
+    """The TURN REST API secret of --turn-secret or --turn-secret-file (checked as
+    `resolve_credentials` checks it), or None; for a command that mints credentials later
+    and more than once (`serve`)."""
+    return _secret(ctx, given.turn_secret, given.turn_secret_file)
 
 
 def require_option(help_text: str) -> Callable[[F], F]:
@@ -297,6 +315,10 @@ def _read_secret_file(ctx: click.Context, option: str, path: str) -> str:
     if not value:
         raise click.UsageError(f"{option} {path!r} is empty", ctx=ctx)
     return value
+
+
+#: A secret (a password, an admin token) from a file: a usage error when it cannot be read.
+read_secret_file = _read_secret_file
 
 
 def _secret(ctx: click.Context, secret: str | None, path: str | None) -> str | None:

@@ -1,6 +1,6 @@
 """Writes the JSON Schemas (draft 2020-12) of iceprobe's JSON documents.
 
-The four files next to this module are generated, so that the definitions the documents
+The files next to this module are generated, so that the definitions the documents
 share (a server, a candidate, an error event, a verdict) are written once and the enums come
 from `iceprobe.constants`:
 
@@ -188,14 +188,30 @@ def relay_schema() -> Schema:
         {**_header(), **required}, optional))
 
 
-def analyze_schema() -> Schema:
+def _session() -> Schema:
     required, optional = _report_properties()
-    session = _object({**required, "source": {"$ref": "#/$defs/source"}}, optional)
+    return _object({**required, "source": {"$ref": "#/$defs/source"}}, optional)
+
+
+def analyze_schema() -> Schema:
+    session = _session()
     unreadable = _object({"file": STRING, "error": STRING})
     return _document("analyze", "iceprobe analyze --json", _object(
         {**_header(), "status": {"enum": _values(Status)}, "ok": BOOLEAN,
          "sessions": _array(session)},
         {"unreadable": _array(unreadable)}))
+
+
+def results_schema() -> Schema:
+    result = _object(
+        {"code": {"type": "string", "pattern": "^[A-Z0-9]{3}-[A-Z0-9]{3}$"}, "label": STRING,
+         "received_at": {"type": "string", "format": "date-time"},
+         "browser": _nullable(STRING), "status": {"enum": _values(Status)}, "ok": BOOLEAN,
+         "sessions": _array(_session())},
+        description="One upload to `iceprobe serve`: its link's label, when it came, the "
+                    "browser, and the `analyze --json` keys of the recording.")
+    return _document("results", "iceprobe results --json", _object(
+        {"schema_version": {"const": 2}, "results": _array(result)}))
 
 
 def explain_schema() -> Schema:
@@ -211,7 +227,7 @@ def explain_schema() -> Schema:
 
 
 SCHEMAS = {"gather": gather_schema, "relay": relay_schema, "analyze": analyze_schema,
-           "explain": explain_schema}
+           "explain": explain_schema, "results": results_schema}
 
 
 def rendered(name: str) -> str:

@@ -48,6 +48,56 @@ def first_datagram(sock: socket.socket, budget: float = 15.0) -> None:
     sock.recvfrom(2048)
 
 
+class Watched:
+    """An iceprobe run with -v whose trace (stderr) is read as it comes, so that a test can
+    signal it at a known step instead of after a guessed sleep (a loaded machine starts
+    slower: a signal before the probe began stops it before it has anything to show)."""
+
+    def __init__(self, *args: str) -> None:
+        import threading
+
+        self.process = iceprobe(*args, "-v")
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            with self._changed:
+                self.lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_for(self, text: str, budget: float = 60.0) -> None:
+        """Until a trace line contains `text` (fails after `budget` seconds)."""
+        deadline = time.monotonic() + budget
+        with self._changed:
+            while not any(text in line for line in self.lines):
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.process.poll() is not None and not self._reader.is_alive()):
+                    raise AssertionError(f"no trace line with {text!r}:\n"
+                                         + "".join(self.lines)[-3000:])
+                self._changed.wait(min(left, 0.5))
+
+    def stop(self, signum: int) -> tuple[str, str, float]:
+        """Send the signal; stdout, the whole trace, and how long the process took to end."""
+        self.process.send_signal(signum)
+        sent = time.monotonic()
+        assert self.process.stdout is not None
+        out = self.process.stdout.read()
+        self.process.wait(timeout=10)
+        took = time.monotonic() - sent
+        self._reader.join(timeout=5)
+        return out, "".join(self.lines), took
+
+
+#: The trace line after which both relay peers are connected (the check handles signals).
+CHANNEL_OPEN = "data channel open"
+
+
 def stop_with(process: subprocess.Popen[str], signum: int) -> tuple[str, str, float]:
     process.send_signal(signum)
     sent = time.monotonic()
@@ -259,11 +309,12 @@ def test_a_signal_during_a_relay_check_closes_both_peers_and_frees_the_quota(
     # The check makes three allocations (the precheck's, released, whose quota coturn frees a
     # second later, and one per peer): a quota of three leaves no room for any leak.
     server = coturn("--user-quota=3")
-    process = iceprobe("relay", "--turn", server.url(), "-u", LAB_USER, "-p", LAB_PASSWORD,
-                       "--duration", "20", "--timeout", "60", "--json")
-    time.sleep(3)  # connected long ago: in the middle of the bulk transfer
-    out, err, took = stop_with(process, signal.SIGINT)
-    assert process.returncode == 130, out[-3000:] + err
+    run = Watched("relay", "--turn", server.url(), "-u", LAB_USER, "-p", LAB_PASSWORD,
+                  "--duration", "20", "--timeout", "60", "--json")
+    run.wait_for(CHANNEL_OPEN)
+    time.sleep(2)  # in the middle of the bulk transfer
+    out, err, took = run.stop(signal.SIGINT)
+    assert run.process.returncode == 130, out[-3000:] + err
     assert took < STOP_BOUND, f"stopped {took:.2f} s after the signal"
     document = validated(out, "relay")
     assert document["interrupted"] is True

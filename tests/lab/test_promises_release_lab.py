@@ -18,7 +18,12 @@ import pytest
 from tests.lab.certs import make_ca, make_server_cert
 from tests.lab.netns import LabNetwork
 from tests.lab.servers import LAB_PASSWORD, LAB_USER, Coturn
-from tests.lab.test_interrupt_lab import QUOTA_TIMER, STOP_BOUND, iceprobe, stop_with
+from tests.lab.test_interrupt_lab import (
+    CHANNEL_OPEN,
+    QUOTA_TIMER,
+    STOP_BOUND,
+    Watched,
+)
 from tests.schema import validated
 
 pytestmark = pytest.mark.lab
@@ -126,11 +131,12 @@ def test_sigterm_during_a_relay_check_frees_the_quota(lab: LabNetwork,
     # Three allocations (the precheck's, released, and one per peer): a quota of three
     # leaves no room for a leak.
     server = coturn("--user-quota=3")
-    process = iceprobe("relay", "--turn", server.url(), "-u", LAB_USER, "-p", LAB_PASSWORD,
-                       "--duration", "20", "--timeout", "60", "--json")
-    time.sleep(3)  # connected: in the bulk transfer
-    out, err, took = stop_with(process, signal.SIGTERM)
-    assert process.returncode == 143, out[-3000:] + err
+    run = Watched("relay", "--turn", server.url(), "-u", LAB_USER, "-p", LAB_PASSWORD,
+                  "--duration", "20", "--timeout", "60", "--json")
+    run.wait_for(CHANNEL_OPEN)
+    time.sleep(2)  # in the bulk transfer
+    out, err, took = run.stop(signal.SIGTERM)
+    assert run.process.returncode == 143, out[-3000:] + err
     assert took < STOP_BOUND, f"stopped {took:.2f} s after the signal"
     assert validated(out, "relay")["interrupted"] is True
     time.sleep(QUOTA_TIMER)

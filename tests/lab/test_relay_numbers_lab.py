@@ -4,7 +4,6 @@ connected" is explained by the retransmitted connectivity check behind it (item 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import pytest
 
 from tests.lab.netns import LabNetwork
 from tests.lab.servers import LAB_PASSWORD, LAB_USER, Coturn
+from tests.lab.test_interrupt_lab import CHANNEL_OPEN, Watched
 
 pytestmark = pytest.mark.lab
 
@@ -26,14 +26,12 @@ AIOICE_RTO_MS = 500
 def test_sigint_during_the_bulk_transfer_keeps_the_measurements(
         lab: LabNetwork, coturn: Callable[..., Coturn]) -> None:
     server = coturn()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "iceprobe", "relay", "--turn", server.url(), "-u", LAB_USER,
-         "-p", LAB_PASSWORD, "--duration", "20", "--timeout", "60", "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
-    time.sleep(4)  # connected, echoed, and some seconds into the bulk transfer
-    process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=15)
-    assert process.returncode == 130, err
+    run = Watched("relay", "--turn", server.url(), "-u", LAB_USER, "-p", LAB_PASSWORD,
+                  "--duration", "20", "--timeout", "60", "--json")
+    run.wait_for(CHANNEL_OPEN)
+    time.sleep(2)  # echoed, and some way into the bulk transfer
+    out, err, _ = run.stop(signal.SIGINT)
+    assert run.process.returncode == 130, err
     assert "Traceback" not in err and LAB_PASSWORD not in out + err
     [check] = json.loads(out)["relay"]
     assert check["interrupted"] is True and check["ok"] is False

@@ -24,7 +24,7 @@ from tests.lab.netns import LabNetwork
 from tests.lab.serve_server import ADMIN_TOKEN, Serve, start_serve
 from tests.lab.servers import LAB_PASSWORD, LAB_USER, Coturn
 from tests.schema import validated
-from tests.serve_uploads import as_version_1, events, upload
+from tests.serve_uploads import events, upload
 
 pytestmark = pytest.mark.lab
 
@@ -89,15 +89,17 @@ def test_an_upload_is_judged_like_analyze_and_stored_with_its_link(
     link = served.new_link("ticket 4711")
     upload_id = str(config(served, link)["upload_id"])
     records = events(turn.url("stun"), turn.url("turn"), turn_error=(401, "Unauthorized"))
-    answer = served.upload(link, upload(upload_id, records))
+    body = upload(upload_id, records)
+    answer = served.upload(link, body)
     assert answer.status == 200, answer.text
     result = answer.json()
     assert re.fullmatch(r"[A-Z0-9]{3}-[A-Z0-9]{3}", result["code"])
     assert result["status"] == "fail" and result["code"] in result["message"]
     assert "turn-credentials-rejected" in {v["id"] for v in result["verdicts"]}
 
-    (tmp_path / "v1.json").write_bytes(as_version_1(records))
-    analyzed = validated(iceprobe("analyze", "--json", str(tmp_path / "v1.json")).stdout,
+    # `iceprobe analyze` reads the same upload (event log version 2) from a file.
+    (tmp_path / "upload.json").write_bytes(body)
+    analyzed = validated(iceprobe("analyze", "--json", str(tmp_path / "upload.json")).stdout,
                          "analyze")
     shown = iceprobe("results", "show", result["code"].lower(), "--db", str(served.db),
                      "--json")

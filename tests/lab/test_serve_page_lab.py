@@ -1,10 +1,12 @@
 """The `iceprobe serve` page (issue 17) in real headless browsers, Chromium and Firefox ESR,
 inside the lab's NATed lan namespace (tests/lab/browser.py), against coturn.
 
-Until the real server lands, tests/lab/serve_responder.py serves the page with the contract's
-routes and headers; each test starts a browser with a fresh profile at the link, waits for
-the page to upload its recording by itself (no browser driver), and asserts the recording:
-each PeerConnection's outcome, the recorded error events, that no credential is in it, that
+tests/lab/serve_responder.py serves the page with the contract's routes and headers (it hands
+a test each upload at once, with its timing); the last test runs the page against the real
+`iceprobe serve` (tests/lab/serve_server.py) too. Each test starts a browser with a fresh
+profile at the link, waits for the page to upload its recording by itself (no browser driver;
+one test drives Chromium over DevTools to click Download), and asserts the recording: each
+PeerConnection's outcome, the recorded error events, that no credential is in it, that
 `iceprobe analyze` of it gives the verdicts `iceprobe gather` gives against the same servers
 from the same namespace, and how long page load to upload took (printed; `-rP` shows it).
 """
@@ -15,6 +17,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -38,6 +41,7 @@ from tests.lab.browser import (
 from tests.lab.devtools import DevToolsChromium
 from tests.lab.netns import LabNetwork
 from tests.lab.serve_responder import ServeResponder, Upload
+from tests.lab.serve_server import start_serve
 from tests.lab.servers import LAB_PASSWORD, LAB_USER, Coturn, free_port
 from tests.schema import validated
 
@@ -395,3 +399,44 @@ def test_download_button_saves_the_recording_and_nothing_breaks_the_csp(
     assert set(responder.requests) <= {f"/t/{responder.token}", "/static/app.js",
                                        "/static/style.css", f"/t/{responder.token}/config",
                                        f"/t/{responder.token}/upload", "/favicon.ico"}
+
+
+@pytest.mark.parametrize("browser", BROWSERS)
+def test_real_serve_stores_the_page_upload_judged_like_gather(
+        browser: str, lan: LanNamespace, coturn: StartCoturn, tmp_path: Any) -> None:
+    """The same page, served by the real `iceprobe serve` (tests/lab/serve_server.py) on
+    the lan's gateway: the browser's upload lands in SQLite, judged as gather judges the
+    same servers, and no credential is stored."""
+    server = coturn()
+    stun, turn = [server.url("stun")], [server.url("turn")]
+    served = start_serve(tmp_path, "--listen", f"{lan.gateway}:0", "--stun", stun[0],
+                         "--turn", turn[0], "-u", LAB_USER, "-p", LAB_PASSWORD,
+                         "--deadline", str(DEADLINE_MS // 1000))
+    try:
+        url = served.base + served.new_link("page lab")
+        with tempfile.TemporaryDirectory(prefix=f"iceprobe-{browser}-",
+                                         ignore_cleanup_errors=True) as profile:
+            argv = _browser_argv(browser, profile, url)
+            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": profile,
+                   "LANG": "C.UTF-8", "MOZ_CRASHREPORTER_DISABLE": "1"}
+            started = time.monotonic()
+            process = lan.popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+            try:
+                while served.rows() == 0 and time.monotonic() - started < 40:
+                    time.sleep(0.1)
+                seconds = time.monotonic() - started
+            finally:
+                _stop(process, profile)
+    finally:
+        served.stop()
+    assert served.rows() == 1, served.stderr
+    with sqlite3.connect(served.db) as db:
+        recording, analysis, status = db.execute(
+            "SELECT recording, analysis, status FROM results").fetchone()
+    print(f"{browser} via iceprobe serve: browser start to stored result {seconds:.2f} s")
+    assert status == "pass"
+    assert LAB_PASSWORD not in (bytes(recording).decode() + analysis)
+    stored = validated(analysis, "analyze")
+    assert verdict_ids(stored) == verdict_ids(gather_verdicts(stun, turn, LAB_PASSWORD))
+    assert seconds < DEADLINE_MS / 1000 + SLACK_S + 3  # + the browser's own start

@@ -49,8 +49,3 @@ def upload(upload_id: str, records: list[dict[str, Any]], browser: str = "Chromi
            ) -> bytes:
     return json.dumps({"format": "iceprobe-events", "version": 2, "upload_id": upload_id,
                        "page": page(browser), "events": records}).encode()
-
-
-def as_version_1(records: list[dict[str, Any]]) -> bytes:
-    """The same records as an event log of version 1 (what `iceprobe analyze` reads today)."""
-    return json.dumps({"format": "iceprobe-events", "version": 1, "events": records}).encode()

@@ -62,7 +62,7 @@ def judge(data: bytes, document: dict[str, Any]) -> Judged:
     from ..status import combined
 
     try:
-        inputs = _read(read, data, document)
+        inputs = read(data, SOURCE_NAME)
     except RecordingError as exc:
         raise BadUpload(str(exc)) from None
     reports = []
@@ -79,25 +79,6 @@ def judge(data: bytes, document: dict[str, Any]) -> Judged:
     return Judged(tuple(reports), analysis_document(reports),
                   combined(r.outcome for r in reports).status.value, browser,
                   document["upload_id"])
-
-
-def _read(read: Any, data: bytes, document: dict[str, Any]) -> list[Any]:
-    """What iceprobe.recordings reads of the upload.
-
-    Transitional: until iceprobe.recordings reads version 2 itself (the page's branch adds
-    that), a version-2 log whose records are all of version 1 is read as version 1. Remove
-    this fallback once that reader is merged."""
-    from ..recordings import RecordingError
-
-    try:
-        found: list[Any] = read(data, SOURCE_NAME)
-        return found
-    except RecordingError as exc:
-        if "version 2 is not supported" not in str(exc):
-            raise
-    as_v1 = {"format": FORMAT, "version": 1, "events": document["events"]}
-    found = read(json.dumps(as_v1).encode(), SOURCE_NAME)
-    return found
 
 
 def _text(value: Any) -> str | None:

@@ -459,7 +459,7 @@ def chromium_gather(ice_servers: list[dict[str, Any]], timeout: float = 60.0,
         try:
             document = _wait_for_result(server, process, timeout, log_path)
         finally:
-            _stop_chromium(process, profile)
+            stop_browser(process, profile)
     return _parse_result(document)
 
 
@@ -494,10 +494,10 @@ def _wait_for_result(server: _PageServer, process: subprocess.Popen[Any], timeou
     raise RuntimeError(f"headless Chromium {state}; its output:\n{log}")
 
 
-def _stop_chromium(process: subprocess.Popen[Any], profile: str) -> None:
-    """Chromium and every process it started: its process group first, then any straggler
-    whose command line names this run's directory (the crash handlers start sessions of
-    their own; nothing else is touched)."""
+def stop_browser(process: subprocess.Popen[Any], profile: str) -> None:
+    """A browser (Chromium or Firefox) and every process it started: its process group
+    first, then any straggler whose command line names this run's directory (the crash
+    handlers start sessions of their own; nothing else is touched)."""
     with suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
     try:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -35,8 +34,8 @@ from tests.lab.browser import (
     LanNamespace,
     chromium_binary,
     lan_namespace,
-    processes_using,
     run_in_lan,
+    stop_browser,
 )
 from tests.lab.devtools import DevToolsChromium
 from tests.lab.netns import LabNetwork
@@ -175,7 +174,7 @@ def run_page(browser: str, lan: LanNamespace, servers: list[dict[str, Any]],
             try:
                 upload = _wait(responder, process, timeout, log_path, browser)
             finally:
-                _stop(process, profile)
+                stop_browser(process, profile)
     finally:
         responder.close()
     assert upload.page_loaded is not None
@@ -194,24 +193,6 @@ def _wait(responder: ServeResponder, process: subprocess.Popen[Any], timeout: fl
         log = handle.read()[-3000:]
     raise AssertionError(f"{browser} uploaded nothing within {timeout} s (requests: "
                          f"{responder.requests}); its output:\n{log}")
-
-
-def _stop(process: subprocess.Popen[Any], profile: str) -> None:
-    """The browser's process group, then any process that still names this profile."""
-    with suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)
-    deadline = time.monotonic() + 5
-    while (left := processes_using(profile)) and time.monotonic() < deadline:
-        for pid in left:
-            with suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.05)
 
 
 # --- iceprobe's two sides -------------------------------------------------------------------
@@ -427,7 +408,7 @@ def test_real_serve_stores_the_page_upload_judged_like_gather(
                     time.sleep(0.1)
                 seconds = time.monotonic() - started
             finally:
-                _stop(process, profile)
+                stop_browser(process, profile)
     finally:
         served.stop()
     assert served.rows() == 1, served.stderr

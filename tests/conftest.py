@@ -8,11 +8,11 @@ CI=true, where a lab that cannot start fails the run.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 
 import pytest
 
+from tests.lab.ci import in_ci
 from tests.lab.dns import NxdomainResolver
 from tests.lab.interop import (
     InteropServer,
@@ -33,15 +33,11 @@ except LabUnavailable as exc:
     _lab_problem = str(exc)
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
 @pytest.fixture(scope="session")
 def lab() -> Iterator[LabNetwork]:
     if _lab is None:
         message = f"lab unavailable: {_lab_problem}"
-        if _in_ci():
+        if in_ci():
             pytest.fail(f"{message} (CI=true: lab tests must run)")
         pytest.skip(message)
     resolver = NxdomainResolver(DNS_ADDRESS)
@@ -99,7 +95,7 @@ def _interop(lab: LabNetwork, launch: Callable[..., InteropServer]
         try:
             server = launch(lab.ipv4, **options)
         except InteropUnavailable as exc:
-            if _in_ci():
+            if in_ci():
                 pytest.fail(f"{exc} (CI=true: lab tests must run)")
             pytest.skip(str(exc))
         started.append(server)

@@ -46,6 +46,7 @@ from tests.lab.browser import (
     run_in_lan,
 )
 from tests.lab.certs import make_ca, make_server_cert
+from tests.lab.ci import unavailable as lab_unavailable
 from tests.lab.netns import MISSING_NAME, LabNetwork
 from tests.lab.servers import LAB_PASSWORD, LAB_USER, Coturn, free_port
 from tests.schema import validated
@@ -61,14 +62,8 @@ ICEPROBE_TIMEOUT = 5.0
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
 def unavailable(reason: str) -> NoReturn:
-    if _in_ci():
-        pytest.fail(f"{reason} (CI=true: the browser parity tests must run)")
-    pytest.skip(reason)
+    lab_unavailable(reason, "browser parity tests")
 
 
 @pytest.fixture(scope="module")

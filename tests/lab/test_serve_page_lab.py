@@ -37,6 +37,7 @@ from tests.lab.browser import (
     run_in_lan,
     stop_browser,
 )
+from tests.lab.ci import unavailable as lab_unavailable
 from tests.lab.devtools import DevToolsChromium
 from tests.lab.netns import LabNetwork
 from tests.lab.serve_responder import ServeResponder, Upload
@@ -83,14 +84,8 @@ FIREFOX_PREFS = {
 }
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
 def unavailable(reason: str) -> NoReturn:
-    if _in_ci():
-        pytest.fail(f"{reason} (CI=true: the serve page tests must run)")
-    pytest.skip(reason)
+    lab_unavailable(reason, "serve page tests")
 
 
 @pytest.fixture(scope="module")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import click
 
 from ..constants import DEFAULT_CONCURRENCY, DEFAULT_SLOW_MS, Requirement, Scheme
+from ..pipeline import ProbeSettings
 from . import InternalError, cli
 from .options import (
     CredentialInput,
@@ -25,7 +24,8 @@ from .params import CheckedCommand, FiniteFloatRange
 if TYPE_CHECKING:
     import asyncio
 
-    from ..model import Credentials, GatherReport, RelayCheck, ServerSpec
+    from ..model import Credentials, ServerSpec
+    from ..pipeline import Probed
 
 
 @cli.command(cls=CheckedCommand)
@@ -101,9 +101,9 @@ def gather(ctx: click.Context, stun_servers: tuple[ServerSpec, ...],
     resolved = resolve_credentials(ctx, specs, credentials)
     output = Output(ignore, redact, as_json, verbose, output_path, quiet=quiet)
     try:
-        settings = _Settings(timeout, Requirement(require), slow_ms, ca_file, insecure, matrix,
-                             relay_family, relay_check, concurrency,
-                             turn_as_stun and not matrix, credentials.no_auth)
+        settings = ProbeSettings(timeout, Requirement(require), slow_ms, ca_file, insecure,
+                                 matrix, relay_family, relay_check, concurrency,
+                                 turn_as_stun and not matrix, credentials.no_auth)
         return _gather(specs, resolved, settings, output)
     except (KeyboardInterrupt, click.Abort, click.ClickException):
         raise
@@ -111,58 +111,17 @@ def gather(ctx: click.Context, stun_servers: tuple[ServerSpec, ...],
         raise InternalError(exc, verbose) from exc
 
 
-@dataclass(frozen=True)
-class _Settings:
-    timeout: float
-    require: Requirement
-    slow_ms: float
-    ca_file: str | None
-    insecure: bool
-    matrix: bool
-    relay_family: str
-    relay_check: bool
-    concurrency: int
-    turn_as_stun: bool
-    no_auth: bool = False
-
-
 def _gather(specs: tuple[ServerSpec, ...], credentials: Credentials | None,
-            settings: _Settings, output: Output) -> int:
-    from ..credentials import ephemeral_expiry
-    from ..gather import GatherOptions
-    from ..gather import gather as gather_candidates
-    from ..render.report import Report
-    from ..rules import Evidence, evaluate
-
-    options = GatherOptions(timeout=settings.timeout, credentials=credentials,
-                            ca_file=settings.ca_file, insecure=settings.insecure,
-                            concurrency=settings.concurrency,
-                            turn_as_stun=settings.turn_as_stun,
-                            relay_families={"ipv4": (None,), "ipv6": (6,),
-                                            "both": (None, 6)}[settings.relay_family])
-
-    async def probe(stop: asyncio.Event) -> tuple[GatherReport, tuple[RelayCheck, ...]]:
-        gathered = await gather_candidates(specs, options, stop)
-        if not settings.relay_check or credentials is None or stop.is_set():
-            return gathered, ()
-        from ..gather.datapath import RelayOptions, check_relays
-        from ..gather.options import tls_context
-
-        return gathered, await check_relays(gathered, RelayOptions(
-            credentials=credentials, tls=tls_context(options)), stop)
-
+            settings: ProbeSettings, output: Output) -> int:
     from ..numbers import plural
+    from ..pipeline import judge, probe
 
-    (gathered, relays), stopped_by = run(probe, f"Probing {plural(len(specs), 'server')}…",
-                                         output.verbose)
-    ephemeral = ephemeral_expiry(credentials.username, time.time()) if credentials else None
-    evidence = Evidence(gathered.host_candidates, gathered.results, settings.require,
-                        turn_credentials=credentials is not None, slow_ms=settings.slow_ms,
-                        ephemeral=ephemeral, insecure=settings.insecure, matrix=settings.matrix,
-                        relay_family=settings.relay_family, relays=relays,
-                        no_auth=settings.no_auth)
-    report = Report(gathered, tuple(evaluate(evidence, output.ignore)), settings.require,
-                    matrix=settings.matrix, relays=relays, stopped_by=stopped_by)
+    async def probing(stop: asyncio.Event) -> Probed:
+        return await probe(specs, credentials, settings, stop)
+
+    probed, stopped_by = run(probing, f"Probing {plural(len(specs), 'server')}…",
+                             output.verbose)
+    report = judge(probed, credentials, settings, output.ignore, stopped_by)
     return finish(report, output, stopped_by)
 
 

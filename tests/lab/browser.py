@@ -117,7 +117,8 @@ LAN_GATEWAY = "10.77.0.1"
 #: What the lan's packets to the lab look like once NATed: the mapped (srflx) address.
 NAT_ADDRESS = "198.18.0.77"
 #: The lab-side and lan-side ends of the veth pair (names inside the lab namespace).
-_LAB_LINK, _LAN_LINK = "iplan0", "iplan1"
+#: The lab side of the pair is the link the lan's packets arrive on in the lab namespace.
+LAB_LINK, _LAN_LINK = "iplan0", "iplan1"
 _NFT_TABLE = "iceprobe_lan"
 _NETNS_DIR = "/run/netns"
 
@@ -239,12 +240,12 @@ def lan_namespace() -> Iterator[LanNamespace]:
         undo.append(["umount", "-l", _NETNS_DIR])
         _run(["ip", "netns", "add", name])
         undo.append(["ip", "netns", "delete", name])
-        _run(["ip", "link", "add", _LAB_LINK, "type", "veth", "peer", "name", _LAN_LINK])
-        undo.append(["ip", "link", "delete", _LAB_LINK])
+        _run(["ip", "link", "add", LAB_LINK, "type", "veth", "peer", "name", _LAN_LINK])
+        undo.append(["ip", "link", "delete", LAB_LINK])
         for command in (
             ["ip", "link", "set", _LAN_LINK, "netns", name],
-            ["ip", "addr", "add", f"{LAN_GATEWAY}/24", "dev", _LAB_LINK],
-            ["ip", "link", "set", _LAB_LINK, "up"],
+            ["ip", "addr", "add", f"{LAN_GATEWAY}/24", "dev", LAB_LINK],
+            ["ip", "link", "set", LAB_LINK, "up"],
             ["ip", "-n", name, "link", "set", "lo", "up"],
             ["ip", "-n", name, "addr", "add", f"{LAN_ADDRESS}/24", "dev", _LAN_LINK],
             ["ip", "-n", name, "link", "set", _LAN_LINK, "up"],

@@ -440,15 +440,16 @@
   }
 
   function finish(config, recorder, results, checks, started, deadlineMs) {
+    var plain = verdict(results, checks);
     var recording = {
       format: "iceprobe-events", version: 2, upload_id: String(config.upload_id || ""),
       page: {userAgent: navigator.userAgent, browser: browserName(), deadline_ms: deadlineMs,
-             permission: state.permission, mdns: recorder.mdns, started_at: started},
+             permission: state.permission, mdns: recorder.mdns, started_at: started,
+             result: {level: plain.level, headline: plain.headline}},
       events: recorder.events,
     };
     state.recording = JSON.stringify(recording);
     offerDownload();
-    var plain = verdict(results, checks);
     setLevel(plain.level);
     say("headline", plain.headline);
     say("summary", plain.text.trim());

@@ -224,6 +224,13 @@ CAUSES_701: tuple[CodeInfo, ...] = (
            "port that does not speak TLS, and a refused port; on turn:…?transport=tcp, "
            "nothing listening on that TCP port or a firewall rejecting it.",
            ("Failed to establish connection",)),
+    _cause(Cause.UNSPECIFIED, "A browser reported 701 and did not say why: its errorText is "
+           "empty (Firefox 153 does this, e.g. for a name that did not resolve). The server "
+           "could not be used; the recording cannot tell a failed name lookup from a closed, "
+           "refused or filtered port.",
+           "Not certain which: check that the server's name resolves on that network and "
+           "that the server runs and listens on that port; run iceprobe gather on the URL "
+           "from that network, which names the cause.", ()),
     _cause(Cause.TIMEOUT, "No answer arrived within the time budget: the server is down, or "
            "a firewall silently drops the traffic (often UDP on corporate networks). Browsers "
            "take about 40 s to report this; iceprobe reports it after its own budget.",

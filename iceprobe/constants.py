@@ -62,6 +62,9 @@ class Cause(str, enum.Enum):
     #: A browser's TCP/TLS connection to a TURN server failed and the browser did not say
     #: why (Chrome's "Failed to establish connection"); only recordings have it.
     CONNECT = "connect"
+    #: A browser reported 701 with no errorText at all (Firefox does): the server could not
+    #: be used, and the recording does not say why; only recordings have it.
+    UNSPECIFIED = "unspecified"
     TIMEOUT = "timeout"
     MALFORMED = "malformed"
     #: The server answered our transaction with a response of another method (a Binding

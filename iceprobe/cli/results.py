@@ -66,6 +66,11 @@ def show(ctx: click.Context, code: str, db_path: str | None, as_json: bool,
     \b
     Exit codes: 0 no failing verdict, 1 a failing verdict, 2 bad usage or no such code.
     """
+    # `results --db PATH --json show CODE` means the same as `results show CODE --db PATH
+    # --json`: the group's options carry over.
+    group = ctx.parent.params if ctx.parent is not None else {}
+    db_path = db_path or group.get("db_path")
+    as_json = as_json or bool(group.get("as_json"))
     store = _open(ctx, db_path)
     try:
         found = store.result(code)

@@ -189,6 +189,8 @@ def _cause(code: int, text: str, connected: bool = False) -> Cause:
     one only when the server closed a connection that was up (measured, docs/chrome.md)."""
     if not 700 <= code <= 799:
         return Cause.RESPONSE
+    if not text.strip():
+        return Cause.UNSPECIFIED  # Firefox's 701s: no claim about why
     info = match_text(text)
     if info is not None and info.cause == Cause.CONNECT.value and connected:
         return Cause.CLOSED

@@ -168,6 +168,10 @@ def unreachable_hint(cause: Cause, spec: ServerSpec, plain_works: bool = False,
         return (f"Not certain which: most likely nothing listens on TCP {port} there, or a "
                 "firewall rejects the connection. Run `iceprobe gather --turn URL` from that "
                 "network: it names the cause.")
+    if cause is Cause.UNSPECIFIED:  # a 701 with no text (Firefox): no reason at all
+        return (f"Not certain which: the browser did not say why. Check that the name "
+                f"resolves on that network and that the server listens on {wire} {port}; run "
+                "`iceprobe gather` with this URL from that network: it names the cause.")
     if cause is Cause.UNREACHABLE:
         return (f"An ICMP error came back for {wire} {port}: check that the server runs and "
                 f"listens on {'that port' if one_port else 'those ports'}, and firewalls that "
@@ -249,7 +253,9 @@ def server_unreachable(evidence: Evidence) -> list[Verdict]:
         verdicts.append(Verdict(
             id="server-unreachable", severity=severity,
             title=f"{url} unreachable (701 {named})",
-            detail=sentence(f"Could not be used: {texts}"), hint=hint, urls=(url,),
+            detail=(sentence(f"Could not be used: {texts}") if texts.strip(" ;") else
+                    "Could not be used; the browser gave no reason (an empty errorText)."),
+            hint=hint, urls=(url,),
             group_title=(f"{{n}} {result.server.transport.value.upper()} ports of the grid "
                          f"unreachable (701 {named})" if ports else
                          f"{{n}} servers unreachable (701 {named})"),
@@ -262,7 +268,7 @@ def _confidence(causes: Sequence[Cause], plain_works: bool,
     """A browser's "Failed to establish connection" is one of several causes (possible); a
     TLS failure read as a plain port is inferred from the TCP probe (likely), and certain
     when the same port answered plain STUN while the handshake went unanswered."""
-    if Cause.CONNECT in causes:
+    if Cause.CONNECT in causes or Cause.UNSPECIFIED in causes:
         return Confidence.POSSIBLE
     if not_tls and Cause.TLS in causes:
         return Confidence.CERTAIN

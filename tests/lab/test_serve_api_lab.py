@@ -123,6 +123,9 @@ def test_an_upload_is_judged_like_analyze_and_stored_with_its_link(
     assert judged(entry) == judged(analyzed)
     assert validated(iceprobe("results", "--db", str(served.db), "--json", "--label",
                               "other").stdout, "results")["results"] == []
+    # The group's options carry over to `show`.
+    assert iceprobe("results", "--db", str(served.db), "--json", "show", result["code"]
+                    ).stdout == shown.stdout
     table = iceprobe("results", "show", result["code"], "--db", str(served.db))
     assert "FAIL" in table.stdout and "ticket 4711" in table.stdout
     page = served.admin(f"/admin/r/{result['code']}")

@@ -201,10 +201,15 @@ def test_an_unresolvable_name_is_a_lookup_failure_not_a_timeout(
                                             "complete-without-candidate"}
     causes = {(e["url"].split("?")[0], e["cause"])
               for e in run.analysis["sessions"][0]["errors"]}
-    # Chromium says "host lookup received error."; Firefox's 701 has no text, so all the
-    # recording shows is that the server could not be reached.
-    cause = "dns" if browser == "chromium" else "unreachable"
+    # Chromium says "host lookup received error."; Firefox's 701 has no text, so the
+    # recording cannot say why, and the verdict does not pretend to know.
+    cause = "dns" if browser == "chromium" else "unspecified"
     assert causes == {(stun, cause), (turn, cause)}, causes
+    unreachable = [v for v in run.analysis["sessions"][0]["verdicts"]
+                   if v["id"] == "server-unreachable"]
+    assert {v["confidence"] for v in unreachable} == {
+        "certain" if browser == "chromium" else "possible"}
+    assert not [v for v in unreachable if "ICMP" in v["hint"]]
     assert run.page["result"]["level"] == "bad"
 
 

@@ -92,6 +92,21 @@ def test_deadline_outcome_is_a_timeout_error_event_on_its_url() -> None:
     assert found["only-host-candidates"] == "fail"
 
 
+def test_a_firefox_701_without_text_claims_no_cause_it_cannot_know() -> None:
+    """Firefox reports an unresolvable name as 701 with an empty errorText: the verdict says
+    the server could not be used, is only `possible` about why, and offers no ICMP story."""
+    item = session("events-v2-firefox-unresolvable.json")
+    result = analysis(item, 500.0, Requirement.EACH)
+    assert {(e.error_code, e.cause, e.error_text) for e in result.gathered.errors} == {
+        (701, Cause.UNSPECIFIED, "")}
+    found = [v for v in evaluate(result.evidence) if v.id == "server-unreachable"]
+    assert len(found) == 2 and {v.confidence.value for v in found} == {"possible"}
+    for verdict in found:
+        assert "ICMP" not in verdict.hint and "Not certain which" in verdict.hint
+        assert verdict.detail == ("Could not be used; the browser gave no reason (an empty "
+                                  "errorText).")
+
+
 def test_run_timeline_has_one_gathering_start_and_one_completion() -> None:
     item = session("events-v2-firefox-401.json")
     gathering = [s.state for s in item.states if s.kind == "gathering"]

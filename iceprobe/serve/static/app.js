@@ -407,6 +407,9 @@
     say("progress", "Testing " + jobs.length + " connection" + (jobs.length === 1 ? "" : "s") +
         " to " + servers.length + " server" + (servers.length === 1 ? "" : "s") + "…");
     var finished = 0;
+    // A TURN server whose relay-only run got its relay is checked for data at once, while
+    // the other servers may still be waiting for their deadline.
+    var checking = [];
     var gathered = jobs.map(function (job, index) {
       return new Promise(function (resolve) {
         gatherOne(recorder, job.server, job.policy, "pc-" + (index + 1), deadlineMs,
@@ -416,6 +419,9 @@
             items[index].textContent = describe(result);
             items[index].className = result.outcome === "candidate" ? "ok" : "not-ok";
             say("progress", "Tested " + finished + " of " + jobs.length + " connections.");
+            if (job.policy === "relay" && result.relay) {
+              checking.push(relayCheck(job.server, deadlineMs));
+            }
             resolve(result);
           });
       });
@@ -423,16 +429,9 @@
     return Promise.all(gathered).then(function (results) {
       var early = verdict(results, []);
       say("headline", early.headline);
-      var relays = servers.filter(function (server) {
-        return results.some(function (r) {
-          return r.url === server.url && r.policy === "relay" && r.relay;
-        });
-      });
-      say("progress", relays.length ? "Checking that data passes through the relay…"
+      say("progress", checking.length ? "Checking that data passes through the relay…"
         : "Sending the result…");
-      return Promise.all(relays.map(function (server) {
-        return relayCheck(server, deadlineMs);
-      })).then(function (checks) {
+      return Promise.all(checking).then(function (checks) {
         checks.forEach(function (c) { recorder.add(c); });
         return finish(config, recorder, results, checks, started, deadlineMs);
       });

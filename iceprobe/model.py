@@ -7,6 +7,8 @@ renderers show them; none of those stages raises for a network failure, which is
 
 from __future__ import annotations
 
+import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 # Re-exported: the enums and constants are part of the model's vocabulary.
@@ -235,6 +237,14 @@ class Spread:
     median: float
     p95: float
     max: float
+
+    @classmethod
+    def of(cls, samples: Sequence[float]) -> Spread:
+        """The spread of one or more samples."""
+        ordered = sorted(samples)
+        p95 = ordered[min(len(ordered) - 1, max(0, round(0.95 * len(ordered)) - 1))]
+        return cls(min=ordered[0], median=round(statistics.median(ordered), 2), p95=p95,
+                   max=ordered[-1])
 
 
 @dataclass(frozen=True)

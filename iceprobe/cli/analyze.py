@@ -128,7 +128,8 @@ def _analyze(items: list[list[Input] | Unreadable], require: Requirement, slow_m
             found = analysis(recorded, slow_ms, require)
             report = Report(found.gathered, tuple(evaluate(found.evidence, ignore)),
                             found.require, matrix=found.matrix, source=found.source,
-                            recording=found.evidence.recording)
+                            recording=found.evidence.recording,
+                            relays=found.evidence.relays)
             if redact is not None:
                 from ..redact import redact as redacted
 

@@ -6,7 +6,6 @@ what came before."""
 from __future__ import annotations
 
 import asyncio
-import statistics
 import struct
 import time
 from typing import TYPE_CHECKING
@@ -123,7 +122,4 @@ async def bulk(check: Check, sender: Peer, receiver: Peer, field: str,
 
 
 def spread(samples: list[float]) -> Spread:
-    ordered = sorted(samples)
-    p95 = ordered[min(len(ordered) - 1, max(0, round(0.95 * len(ordered)) - 1))]
-    return Spread(min=ordered[0], median=round(statistics.median(ordered), 2), p95=p95,
-                  max=ordered[-1])
+    return Spread.of(samples)

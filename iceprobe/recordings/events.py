@@ -9,6 +9,7 @@ page run becomes ONE session whose servers are all its URLs (docs/recordings.md)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -115,4 +116,6 @@ def as_number(value: Any, where: str, name: str, optional: bool = False) -> floa
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise RecordingError(f"{where}: {name} must be a number, got {value!r}"[:200])
+    if not math.isfinite(value):  # json.loads takes NaN and Infinity
+        raise RecordingError(f"{where}: {name} must be a finite number, got {value!r}")
     return float(value)

@@ -13,7 +13,8 @@ row per server. Merging:
   URL meets the same 401) is kept once;
 - an `outcome` of `deadline` (nothing within the page's deadline) becomes an error event on
   that URL: code 701, cause timeout, "no answer within the page's deadline";
-- `relaycheck` records are checked for shape and kept out of the judgement for now.
+- each `relaycheck` record becomes a relay check of the session (the evidence of
+  `iceprobe relay`, as far as a page can measure it): judged by the same relay rules.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .events import FORMAT, as_number, parse_records
 from .session import (
     RecordedCandidate,
     RecordedError,
+    RecordedRelay,
     RecordedState,
     RecordingError,
     Session,
@@ -36,6 +38,8 @@ DEADLINE_TEXT = "no answer within the page's deadline"
 #: The code a browser gives a server that did not answer (RFC 8445's 701 range, as Chrome).
 DEADLINE_CODE = 701
 _PERMISSIONS = ("granted", "denied", "not-asked")
+#: What the page's relay check names as the first step that did not complete.
+RELAY_STEPS = ("setup", "ice", "dtls", "channel", "echo")
 
 
 def parse_page_run(header: dict[str, Any], records: Sequence[Any], file: str) -> Session:
@@ -44,6 +48,7 @@ def parse_page_run(header: dict[str, Any], records: Sequence[Any], file: str) ->
         raise RecordingError("iceprobe event log version 2: `page` must be an object")
     _check_page(page)
     outcomes: dict[str, tuple[str, str, float | None]] = {}
+    relays: list[RecordedRelay] = []
 
     def own(record: dict[str, Any], where: str) -> bool:
         kind = record.get("type")
@@ -52,12 +57,14 @@ def parse_page_run(header: dict[str, Any], records: Sequence[Any], file: str) ->
             outcomes[pc] = (url, outcome, at)
             return True
         if kind == "relaycheck":
-            _check_relaycheck(record, where)
+            relays.append(_relaycheck(record, where))
             return True
         return False
 
     sessions = parse_records(records, file, own)
-    return _merge(sessions, outcomes, page, file)
+    merged = _merge(sessions, outcomes, page, file)
+    merged.relays = relays
+    return merged
 
 
 def _check_page(page: dict[str, Any]) -> None:
@@ -85,18 +92,30 @@ def _outcome(record: dict[str, Any], where: str) -> tuple[str, str, str, float |
     return pc, url, str(outcome), as_number(record.get("t"), where, "t", optional=True)
 
 
-def _check_relaycheck(record: dict[str, Any], where: str) -> None:
-    if not isinstance(record.get("url"), str) or not isinstance(record.get("ok"), bool):
+def _relaycheck(record: dict[str, Any], where: str) -> RecordedRelay:
+    url, ok = record.get("url"), record.get("ok")
+    if not isinstance(url, str) or not url or not isinstance(ok, bool):
         raise RecordingError(f"{where}: relaycheck needs a url string and ok true or false")
-    for name in ("connected_ms", "t"):
-        as_number(record.get(name), where, name, optional=True)
-    for name in ("sent", "received"):
-        as_number(record.get(name), where, name)
+    as_number(record.get("t"), where, "t", optional=True)
+    ice, connected = (as_number(record.get(name), where, name, optional=True)
+                      for name in ("ice_ms", "connected_ms"))
+    duration, sent, received = (as_number(record.get(name), where, name)
+                                for name in ("duration_ms", "sent", "received"))
+    if not (sent is not None and received is not None and 0 <= received <= sent <= 10_000
+            and sent == int(sent) and received == int(received)):
+        raise RecordingError(f"{where}: relaycheck needs whole sent >= received >= 0")
     rtt = record.get("rtt_ms")
-    if not isinstance(rtt, list):
-        raise RecordingError(f"{where}: rtt_ms must be a list of numbers")
-    for value in rtt:
-        as_number(value, where, "rtt_ms")
+    if not isinstance(rtt, list) or len(rtt) > sent:
+        raise RecordingError(f"{where}: rtt_ms must be a list of numbers, one per echo")
+    samples = tuple(as_number(value, where, "rtt_ms") or 0.0 for value in rtt)
+    step = record.get("step")
+    if not ok and step not in RELAY_STEPS:
+        raise RecordingError(f"{where}: a failed relaycheck needs a step, one of "
+                             f"{', '.join(RELAY_STEPS)}")
+    failure = record.get("failure")
+    return RecordedRelay(url, ok, None if ok else step,
+                         failure[:300] if isinstance(failure, str) else None, ice, connected,
+                         duration or 0.0, samples, int(sent), int(received))
 
 
 def _merge(sessions: dict[str, Session], outcomes: dict[str, tuple[str, str, float | None]],

@@ -16,17 +16,20 @@ from ..model import (
     GatherReport,
     ProbeResult,
     Recording,
+    RelayCheck,
+    RelayStep,
     Requirement,
     Scheme,
     ServerSpec,
     Source,
+    Spread,
     StateChange,
     Transport,
 )
 from ..rules import Evidence
 from ..urls import UrlError, parse_server_url
 from .candidates import parse_candidate_line
-from .session import Input, RecordedCandidate, SavedReport, Session
+from .session import Input, RecordedCandidate, RecordedRelay, SavedReport, Session
 
 _TYPES = {"host": CandidateType.HOST, "srflx": CandidateType.SRFLX,
           "relay": CandidateType.RELAY}
@@ -115,12 +118,30 @@ def _session(session: Session, slow_ms: float, require: Requirement) -> Analysis
         datetime.fromtimestamp(start / 1000, timezone.utc).isoformat(timespec="milliseconds"),
         duration_ms=None, host_candidates=tuple(hosts), results=results,
         unattributed=tuple(loose))
+    relays = tuple(_relay_check(r, servers[_server(servers, r.url) or _unparsed(servers, r.url)])
+                   for r in session.relays)
     evidence = Evidence(tuple(hosts), results, require,
                         turn_credentials=session.turn_credentials, slow_ms=slow_ms,
-                        recording=recording, unattributed=tuple(loose))
+                        recording=recording, unattributed=tuple(loose), relays=relays)
     source = Source(session.file, session.format, session.id, session.page_url,
                     session.browser)
     return Analysis(gathered, evidence, source, require)
+
+
+def _relay_check(recorded: RecordedRelay, spec: ServerSpec) -> RelayCheck:
+    """The serve page's relay check as the evidence `iceprobe relay` gives: the page measures
+    the time to ICE connected and to the data channel open, and the echoes (no bulk
+    transfer, no TURN requests of its own, no relay pair)."""
+    step = None
+    if not recorded.ok and recorded.step != "setup":
+        step = RelayStep(recorded.step)
+    return RelayCheck(
+        server=spec, duration_ms=recorded.duration_ms,
+        attempted=recorded.step != "setup",
+        ice_connected_ms=recorded.ice_ms, channel_open_ms=recorded.connected_ms,
+        sent=recorded.sent, received=recorded.received,
+        rtt=Spread.of(recorded.rtt_ms) if recorded.rtt_ms else None,
+        failed_step=step, failure=recorded.failure)
 
 
 def _start(session: Session) -> float | None:

@@ -48,6 +48,25 @@ class RecordedState:
     at: float | None = None
 
 
+@dataclass(frozen=True)
+class RecordedRelay:
+    """A relay data check the serve page made (event log version 2): two relay-only
+    PeerConnections through one TURN server, echoes over a data channel."""
+
+    url: str
+    ok: bool
+    #: The first step that did not complete (ice, dtls, channel, echo; setup when the page
+    #: could not even start), None when it passed; what went wrong, in the page's words.
+    step: str | None
+    failure: str | None
+    ice_ms: float | None
+    connected_ms: float | None
+    duration_ms: float
+    rtt_ms: tuple[float, ...]
+    sent: int
+    received: int
+
+
 @dataclass
 class Session:
     """One PeerConnection of a recording."""
@@ -71,6 +90,8 @@ class Session:
     log_missing: bool = False
     time_resolution_ms: float = 1.0
     gathering_started: float | None = None
+    #: The page's relay data checks (event log version 2).
+    relays: list[RecordedRelay] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -230,8 +230,9 @@ def describe_rate(bps: float) -> str:
 def _measurements(check: RelayCheck) -> str:
     parts = []
     if check.channel_open_ms is not None:
-        parts.append(f"data channel open after {describe_ms(check.channel_open_ms)} "
-                     f"(ICE {describe_ms(check.ice_connected_ms or 0)})")
+        ice = ("" if check.ice_connected_ms is None else
+               f" (ICE {describe_ms(check.ice_connected_ms)})")
+        parts.append(f"data channel open after {describe_ms(check.channel_open_ms)}{ice}")
     if check.rtt is not None:
         parts.append(f"round trip median {check.rtt.median:.1f} ms "
                      f"(p95 {check.rtt.p95:.1f} ms)")

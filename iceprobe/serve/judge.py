@@ -72,7 +72,8 @@ def judge(data: bytes, document: dict[str, Any]) -> Judged:
         found = analysis(item, DEFAULT_SLOW_MS, Requirement.EACH)
         reports.append(Report(found.gathered, tuple(evaluate(found.evidence, ())),
                               found.require, matrix=found.matrix, source=found.source,
-                              recording=found.evidence.recording))
+                              recording=found.evidence.recording,
+                              relays=found.evidence.relays))
     page = document["page"]
     browser = _text(page.get("browser")) or _text(page.get("userAgent")) or next(
         (s.browser for s in inputs if isinstance(s, Session) and s.browser), None)

@@ -86,11 +86,13 @@ def serve_page(browser: str, lan: LanNamespace, tmp_path: Path, options: list[st
                       **kwargs)
 
 
-def gather(options: list[str]) -> dict[str, Any]:
-    """`iceprobe gather --json` with the same server options, from inside the lan."""
-    done = run_in_lan([sys.executable, "-m", "iceprobe", "gather", *options, "--json",
-                       "--timeout", "5"], capture_output=True, text=True, cwd=REPO,
-                      timeout=60)
+def gather(options: list[str], relay_check: bool = False) -> dict[str, Any]:
+    """`iceprobe gather --json` with the same server options, from inside the lan; with
+    `relay_check`, its --relay-check too, for a scenario where the page checks a relay."""
+    extra = ["--relay-check"] if relay_check else []
+    done = run_in_lan([sys.executable, "-m", "iceprobe", "gather", *options, *extra,
+                       "--json", "--timeout", "5"], capture_output=True, text=True,
+                      cwd=REPO, timeout=60)
     assert done.returncode in (0, 1), done.stderr
     document: dict[str, Any] = validated(done.stdout, "gather")
     return document
@@ -116,6 +118,9 @@ def check_stored(run: ServedRun, gathered: dict[str, Any], *secrets: str) -> Non
         print(f"  error {e['errorCode']} {e['errorText']!r} on {e['url']}")
     for check in run.relay_checks():
         print(f"  relaycheck {check}")
+    for relay in run.analysis["sessions"][0].get("relay", []):
+        print(f"  stored relay check {relay['url']} ok={relay['ok']} "
+              f"{relay['echo']['received']}/{relay['echo']['sent']}")
     validated(run.analysis, "analyze")
     assert run.label == "page lab"
     assert verdict_ids(run.analysis) == verdict_ids(gathered)
@@ -137,7 +142,7 @@ def test_healthy_stun_and_turn_every_connection_gets_its_candidate(
     stun, turn = server.url("stun"), server.url("turn")
     options = servers([stun], [turn], secret=SECRET)
     run = serve_page(browser, lan, tmp_path, options)
-    check_stored(run, gather(options), SECRET)
+    check_stored(run, gather(options, relay_check=True), SECRET)
     assert run.outcomes() == {(stun, "all"): "candidate", (turn, "all"): "candidate",
                               (turn, "relay"): "candidate"}
     assert run.status == "pass"
@@ -223,7 +228,7 @@ def test_a_udp_blocked_network_reaches_turn_over_tcp(
     options = servers([stun], [turn])
     with udp_blocked(lan):
         run = serve_page(browser, lan, tmp_path, options)
-        gathered = gather(options)
+        gathered = gather(options, relay_check=True)
     check_stored(run, gathered, LAB_PASSWORD)
     assert run.outcomes() == {(stun, "all"): "deadline", (turn, "all"): "candidate",
                               (turn, "relay"): "candidate"}
@@ -244,7 +249,7 @@ def test_relay_only_policy_signals_relay_candidates_only(
     turn = server.url("turn")
     options = servers([], [turn])
     run = serve_page(browser, lan, tmp_path, options)
-    check_stored(run, gather(options), LAB_PASSWORD)
+    check_stored(run, gather(options, relay_check=True), LAB_PASSWORD)
     assert run.outcomes() == {(turn, "all"): "candidate", (turn, "relay"): "candidate"}
     assert run.candidate_types("relay") == {"relay"}
     assert "host" in run.candidate_types("all")

@@ -152,9 +152,19 @@ def test_bad_page_object_or_version_is_one_clear_error(change: dict[str, Any],
     ({"type": "relaycheck", "t": 1, "url": TURN, "ok": "yes", "rtt_ms": [], "sent": 1,
       "received": 1}, "relaycheck needs a url string and ok"),
     ({"type": "relaycheck", "t": 1, "url": TURN, "ok": True, "rtt_ms": ["fast"], "sent": 1,
-      "received": 1}, "rtt_ms must be a number"),
-    ({"type": "relaycheck", "t": 1, "url": TURN, "ok": True, "rtt_ms": [], "sent": 1},
-     "received must be a number"),
+      "received": 1, "duration_ms": 900}, "rtt_ms must be a number"),
+    ({"type": "relaycheck", "t": 1, "url": TURN, "ok": True, "rtt_ms": [], "sent": 1,
+      "duration_ms": 900}, "received must be a number"),
+    ({"type": "relaycheck", "t": 1, "url": TURN, "ok": True, "rtt_ms": [], "sent": 1,
+      "received": 1}, "duration_ms must be a number"),
+    ({"type": "relaycheck", "t": 1, "url": TURN, "ok": True, "rtt_ms": [1, 2], "sent": 1,
+      "received": 1, "duration_ms": 900}, "rtt_ms must be a list of numbers, one per echo"),
+    ({"type": "relaycheck", "t": 1, "url": TURN, "ok": True, "rtt_ms": [], "sent": 1,
+      "received": 2, "duration_ms": 900}, "relaycheck needs whole sent >= received >= 0"),
+    ({"type": "relaycheck", "t": 1, "url": TURN, "ok": False, "rtt_ms": [], "sent": 0,
+      "received": 0, "duration_ms": 900, "step": "warp"}, "a failed relaycheck needs a step"),
+    ({"type": "relaycheck", "t": 1, "url": TURN, "ok": True, "rtt_ms": [], "sent": 1,
+      "received": 1, "duration_ms": float("nan")}, "duration_ms must be a finite number"),
 ])
 def test_bad_v2_record_names_its_number_and_field(record: dict[str, Any],
                                                   message: str) -> None:
@@ -163,6 +173,49 @@ def test_bad_v2_record_names_its_number_and_field(record: dict[str, Any],
     number = len(document["events"])
     with pytest.raises(RecordingError, match=f"record {number}: {message}"):
         read(json.dumps(document).encode(), "bad.json")
+
+
+def test_the_page_relay_check_is_judged_by_the_relay_rules() -> None:
+    """A healthy run's relaycheck is the session's relay check: data flows, with the page's
+    timings and echoes."""
+    result = analysis(session("events-v2-chromium-healthy.json"), 500.0, Requirement.EACH)
+    [check] = result.evidence.relays
+    recorded = next(e for e in fixture("events-v2-chromium-healthy.json")["events"]
+                    if e["type"] == "relaycheck")
+    assert check.server.url == TURN and check.ok and check.attempted
+    assert (check.ice_connected_ms, check.channel_open_ms, check.duration_ms) == (
+        recorded["ice_ms"], recorded["connected_ms"], recorded["duration_ms"])
+    assert (check.sent, check.received) == (10, 10)
+    assert check.rtt is not None and check.rtt.max == max(recorded["rtt_ms"])
+    assert verdicts(session("events-v2-chromium-healthy.json"))["relay-data-path-ok"] == "ok"
+
+
+@pytest.mark.parametrize(("step", "title"), [
+    ("ice", "ICE checks never succeeded"), ("dtls", "DTLS did not complete"),
+    ("channel", "the data channel did not open"), ("echo", "messages were lost")])
+def test_a_failed_page_relay_check_names_its_step(step: str, title: str) -> None:
+    document = fixture("events-v2-chromium-healthy.json")
+    for event in document["events"]:
+        if event["type"] == "relaycheck":
+            event.update(ok=False, step=step, failure=None, received=0, rtt_ms=[])
+    found = [v for v in evaluate(analysis(session("x.json", json.dumps(document).encode()),
+                                          500.0, Requirement.EACH).evidence)
+             if v.id == "relay-data-path-broken"]
+    assert [v.severity.value for v in found] == ["fail"]
+    assert title in found[0].title and f"step {step}" in found[0].detail
+
+
+def test_a_page_relay_check_that_could_not_start_is_not_attempted() -> None:
+    document = fixture("events-v2-chromium-healthy.json")
+    for event in document["events"]:
+        if event["type"] == "relaycheck":
+            event.update(ok=False, step="setup", failure="NotSupportedError", received=0,
+                         sent=0, rtt_ms=[])
+    result = analysis(session("x.json", json.dumps(document).encode()), 500.0,
+                      Requirement.EACH)
+    [check] = result.evidence.relays
+    assert not check.attempted and check.failure == "NotSupportedError"
+    assert not [v for v in evaluate(result.evidence) if v.id.startswith("relay-data-path")]
 
 
 def test_v1_log_does_not_accept_v2_records() -> None:

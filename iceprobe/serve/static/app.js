@@ -197,14 +197,18 @@
       var config = {iceServers: [iceServer], iceTransportPolicy: "relay"};
       var started = performance.now();
       var report = {type: "relaycheck", t: now(), url: server.url, ok: false,
-                    connected_ms: null, rtt_ms: [], sent: 0, received: 0, failure: null};
+                    ice_ms: null, connected_ms: null, duration_ms: null, rtt_ms: [],
+                    sent: 0, received: 0, step: null, failure: null};
       var a, b;
       var done = false;
-      var timer = setTimeout(function () { end("no connection within the page's deadline"); },
-                             budgetMs);
+      // At the deadline: what the echoes gave so far, once the channel is open; else a
+      // failure.
+      var timer = setTimeout(function () {
+        end(report.connected_ms !== null ? null : "no connection within the page's deadline");
+      }, budgetMs);
       var sentAt = {};
 
-      function end(failure) {
+      function end(failure, step) {
         if (done) {
           return;
         }
@@ -212,6 +216,15 @@
         clearTimeout(timer);
         report.failure = failure;
         report.ok = failure === null && report.received > 0;
+        report.duration_ms = Math.round(performance.now() - started);
+        if (!report.ok) {
+          // The first step that did not complete: ICE between the two relays, then DTLS,
+          // then the data channel, then the echoes.
+          report.step = step || (report.connected_ms !== null ? "echo"
+            : report.ice_ms === null ? "ice"
+            : a && a.connectionState === "connected" ? "channel" : "dtls");
+          report.failure = failure || "no echo came back";
+        }
         [a, b].forEach(function (pc) {
           if (pc) {
             try { pc.close(); } catch (ignored) { /* already closed */ }
@@ -224,9 +237,15 @@
         a = new RTCPeerConnection(config);
         b = new RTCPeerConnection(config);
       } catch (error) {
-        end(String(error && error.name || error));
+        end(String(error && error.name || error), "setup");
         return;
       }
+      a.addEventListener("iceconnectionstatechange", function () {
+        var state = a.iceConnectionState;
+        if (report.ice_ms === null && (state === "connected" || state === "completed")) {
+          report.ice_ms = Math.round(performance.now() - started);
+        }
+      });
       a.addEventListener("icecandidate", function (e) {
         if (e.candidate) { b.addIceCandidate(e.candidate).catch(function () {}); }
       });
@@ -268,7 +287,7 @@
         .then(function () { return b.createAnswer(); })
         .then(function (answer) { return b.setLocalDescription(answer); })
         .then(function () { return a.setRemoteDescription(b.localDescription); })
-        .catch(function (error) { end(String(error && error.name || error)); });
+        .catch(function (error) { end(String(error && error.name || error), "setup"); });
     });
   }
 

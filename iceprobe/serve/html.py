@@ -22,7 +22,8 @@ STYLE = """body{font-family:system-ui,sans-serif;margin:2em;color:#222;backgroun
 table{border-collapse:collapse}td,th{padding:.3em .8em;border-bottom:1px solid #ddd;
 text-align:left}.fail{color:#b00}.pass{color:#070}.inconclusive{color:#a60}
 pre{font-family:'DejaVu Sans Mono',monospace;font-size:13px;line-height:1.25}
-code{font-family:inherit}form{margin:1em 0}"""
+code{font-family:inherit}form{margin:1em 0}.wide,pre{overflow-x:auto}.nw{white-space:nowrap}
+@media (max-width:30rem){body{margin:1em}table{font-size:.875em}td,th{padding:.3em}}"""
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ def csp_for(style: str, form_action: bool) -> str:
 
 def _page(title: str, body: str, style: str = STYLE, form_action: bool = False) -> Page:
     html = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<meta name=\"robots\" content=\"noindex\"><title>{escape(title)}</title>"
             f"<style>{style}</style></head><body>\n{body}\n</body></html>\n")
     return Page(html, csp_for(style, form_action))
@@ -49,6 +51,12 @@ def _page(title: str, body: str, style: str = STYLE, form_action: bool = False) 
 def when(epoch: float) -> str:
     moment = datetime.datetime.fromtimestamp(epoch, tz=datetime.timezone.utc)
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _when_cell(epoch: float) -> str:
+    """`when`, breakable only between the date and the time (on a phone's width)."""
+    day, _, time = when(epoch).partition(" ")
+    return f"<span class=\"nw\">{escape(day)}</span> <span class=\"nw\">{escape(time)}</span>"
 
 
 def link_error(reason: str) -> Page:
@@ -74,10 +82,11 @@ def login(message: str = "") -> Page:
 
 def results_list(results: Sequence[Summary], new_link: str | None = None) -> Page:
     rows = "".join(
-        f"<tr><td>{escape(r.label)}</td><td>{escape(when(r.received_at))}</td>"
+        f"<tr><td>{escape(r.label)}</td><td>{_when_cell(r.received_at)}</td>"
         f"<td>{escape(r.browser or '')}</td>"
         f"<td class=\"{escape(r.status)}\">{escape(r.status.upper())}</td>"
-        f"<td><a href=\"/admin/r/{escape(r.code)}\">{escape(r.code)}</a></td></tr>"
+        f"<td class=\"nw\"><a href=\"/admin/r/{escape(r.code)}\">{escape(r.code)}</a>"
+        "</td></tr>"
         for r in results)
     made = (f"<p>New link: <code>{escape(new_link)}</code></p>" if new_link else "")
     body = (
@@ -87,8 +96,9 @@ def results_list(results: Sequence[Summary], new_link: str | None = None) -> Pag
         "<select name=\"expires\"><option>1h</option><option selected>24h</option>"
         "<option>7d</option></select></label> <button type=\"submit\">Make a test link"
         "</button></form>"
-        "<table><thead><tr><th>label</th><th>received</th><th>browser</th><th>status</th>"
-        f"<th>code</th></tr></thead><tbody>{rows}</tbody></table>"
+        "<div class=\"wide\"><table><thead><tr><th>label</th><th>received</th>"
+        "<th>browser</th><th>status</th><th>code</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table></div>"
         + ("" if results else "<p>No results yet.</p>"))
     return _page("iceprobe results", body, form_action=True)
 

@@ -103,6 +103,11 @@ class DevToolsChromium:
         self.call("Emulation.setDeviceMetricsOverride", self.session, width=self.width,
                   height=height, deviceScaleFactor=1, mobile=self.width < 600)
 
+    def resize(self, width: int, height: int) -> None:
+        """Another viewport for the page that is open (a phone's width after a laptop's)."""
+        self.width, self.height = width, height
+        self._metrics(height)
+
     def open(self, url: str) -> None:
         self.call("Page.navigate", self.session, url=url)
 

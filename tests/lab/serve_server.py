@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sqlite3
+import ssl
 import subprocess
 import sys
 import time
@@ -41,13 +42,16 @@ class Serve:
     stdout_lines: list[str]
     stderr_path: Path
     answers: list[Answer] = field(default_factory=list)
+    #: Trust anchors for an https server (its lab CA); None for http.
+    context: ssl.SSLContext | None = None
 
     def request(self, method: str, path: str, body: bytes | None = None,
                 headers: dict[str, str] | None = None) -> Answer:
         request = urllib.request.Request(self.base + path, data=body, method=method,
                                          headers=headers or {})
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            with urllib.request.urlopen(request, timeout=30,
+                                        context=self.context) as response:
                 answer = Answer(response.status, dict(response.headers), response.read())
         except urllib.error.HTTPError as exc:
             answer = Answer(exc.code, dict(exc.headers), exc.read())
@@ -101,8 +105,10 @@ class Serve:
         return self.stderr_path.read_text(errors="replace")
 
 
-def start_serve(tmp_path: Path, *args: str, token_file: bool = True) -> Serve:
-    """Start `python3 -m iceprobe serve` on a free loopback port; wait until it listens."""
+def start_serve(tmp_path: Path, *args: str, token_file: bool = True,
+                ca: Path | None = None) -> Serve:
+    """Start `python3 -m iceprobe serve` on a free loopback port; wait until it listens.
+    `ca`: the CA of its --tls-cert, which the returned Serve's requests then trust."""
     db = tmp_path / "results.db"
     extra = []
     if token_file:
@@ -130,4 +136,5 @@ def start_serve(tmp_path: Path, *args: str, token_file: bool = True) -> Serve:
         process.kill()
         raise AssertionError(f"serve did not start: {lines} {stderr_path.read_text()}")
     base = listening[0].split("listening on ")[1].strip()
-    return Serve(process, base, db, lines, stderr_path)
+    context = None if ca is None else ssl.create_default_context(cafile=str(ca))
+    return Serve(process, base, db, lines, stderr_path, context=context)

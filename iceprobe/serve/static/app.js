@@ -18,7 +18,7 @@
   var MAX_EVENTS = 5000;
 
   var state = {running: false, recording: null, downloadUrl: null, permission: "not-asked",
-               run: 0};
+               run: 0, microphone: null};
 
   function $(id) {
     return document.getElementById(id);
@@ -392,6 +392,7 @@
       })
       .then(function () {
         state.running = false;
+        releaseMicrophone();
         $("microphone").disabled = state.permission === "granted";
       });
   }
@@ -516,6 +517,13 @@
     say("more-note", "The recording was saved as network-test.json.");
   }
 
+  function releaseMicrophone() {
+    if (state.microphone) {
+      state.microphone.getTracks().forEach(function (track) { track.stop(); });
+      state.microphone = null;
+    }
+  }
+
   function askMicrophone() {
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
       say("more-note", "This browser cannot use a microphone here (the page needs HTTPS).");
@@ -523,7 +531,10 @@
     }
     return navigator.mediaDevices.getUserMedia({audio: true}).then(function (stream) {
       state.permission = "granted";
-      stream.getTracks().forEach(function (track) { track.stop(); });
+      // Kept open until the run ends: Firefox shows the real host addresses only while
+      // the page captures (or the permission was remembered); Chromium once it is granted.
+      releaseMicrophone();
+      state.microphone = stream;
       say("more-note", "Thank you. Testing again with the microphone allowed…");
     }).catch(function () {
       state.permission = "denied";

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sqlite3
 import subprocess
 import tempfile
@@ -24,80 +23,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.lab.browser import (
-    CHROMIUM_FLAGS,
-    LAB_LINK,
-    LanNamespace,
-    chromium_binary,
-    stop_browser,
-)
+from tests.lab import serve_browsers
+from tests.lab.browser import LAB_LINK, BrowserLabUnavailable, LanNamespace, stop_browser
 from tests.lab.ci import unavailable
 from tests.lab.serve_server import Serve, start_serve
 
 BROWSERS = ("chromium", "firefox")
-#: Shared/LAB.md: what a headless Firefox needs for fake media, and to stay quiet.
-FIREFOX_PREFS = {
-    "media.navigator.permission.disabled": True,
-    "media.navigator.streams.fake": True,
-    "toolkit.telemetry.enabled": False,
-    "toolkit.telemetry.unified": False,
-    "toolkit.telemetry.server": "",
-    "datareporting.healthreport.uploadEnabled": False,
-    "datareporting.policy.dataSubmissionEnabled": False,
-    "app.update.enabled": False,
-    "app.update.auto": False,
-    "app.update.disabledForTesting": True,
-    "browser.safebrowsing.malware.enabled": False,
-    "browser.safebrowsing.phishing.enabled": False,
-    "browser.safebrowsing.downloads.enabled": False,
-    "browser.safebrowsing.blockedURIs.enabled": False,
-    "network.captive-portal-service.enabled": False,
-    "network.connectivity-service.enabled": False,
-    "browser.shell.checkDefaultBrowser": False,
-    "browser.startup.homepage_override.mstone": "ignore",
-    "browser.aboutwelcome.enabled": False,
-    "datareporting.policy.firstRunURL": "",
-    "extensions.update.enabled": False,
-    "services.settings.server": "",
-    "network.dns.disablePrefetch": True,
-    "network.prefetch-next": False,
-}
 WHAT = "serve page tests"
 
 
-def firefox_binary() -> str | None:
-    return shutil.which("firefox-esr") or shutil.which("firefox")
-
-
 def browser_argv(browser: str, profile: str, url: str, secure: bool = False) -> list[str]:
-    """`secure`: treat the page's http origin as a secure context, as HTTPS would be
-    (getUserMedia exists only there); the flag exists in Chromium only."""
-    if browser == "chromium":
-        binary = chromium_binary()
-        if binary is None:
-            unavailable("chromium is missing (scripts/test installs it)", WHAT)
+    """tests/lab/serve_browsers.py's command for `browser` at `url`. `secure`: treat the
+    page's http origin as a secure context, as HTTPS would be (getUserMedia exists only
+    there); the flag exists in Chromium only."""
+    try:
+        argv = serve_browsers.browser_argv(browser, profile, url)
+    except BrowserLabUnavailable as exc:
+        unavailable(str(exc), WHAT)
+    if secure and browser == "chromium":
         origin = "/".join(url.split("/", 3)[:3])
-        extra = [f"--unsafely-treat-insecure-origin-as-secure={origin}"] if secure else []
-        return [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}/user-data",
-                "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                *extra, url]
-    binary = firefox_binary()
-    if binary is None:
-        unavailable("firefox-esr is missing (scripts/test installs it)", WHAT)
-    user_js = os.path.join(profile, "firefox", "user.js")
-    os.makedirs(os.path.dirname(user_js))
-    with open(user_js, "w") as handle:
-        for name, value in FIREFOX_PREFS.items():
-            handle.write(f"user_pref({json.dumps(name)}, {json.dumps(value)});\n")
-    return [binary, "--headless", "--no-remote", "--profile",
-            os.path.dirname(user_js), url]
-
-
-def browser_env(profile: str) -> dict[str, str]:
-    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": profile,
-            "XDG_CONFIG_HOME": os.path.join(profile, "config"),
-            "XDG_CACHE_HOME": os.path.join(profile, "cache"), "LANG": "C.UTF-8",
-            "MOZ_CRASHREPORTER_DISABLE": "1"}
+        argv.insert(-1, f"--unsafely-treat-insecure-origin-as-secure={origin}")
+    return argv
 
 
 @dataclass(frozen=True)
@@ -166,7 +112,8 @@ def run_served(browser: str, lan: LanNamespace, tmp_path: Path, serve_args: Sequ
             log_path = os.path.join(profile, "browser.log")
             with open(log_path, "wb") as log:
                 process = lan.popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, env=browser_env(profile),
+                                    stdin=subprocess.DEVNULL,
+                                    env=serve_browsers.browser_env(profile),
                                     start_new_session=True)
             try:
                 seen = _wait_for_row(served, process, timeout, log_path, browser)

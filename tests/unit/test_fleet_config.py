@@ -460,3 +460,26 @@ def test_every_key_is_in_the_reference_table_of_docs_fleet_md() -> None:
             assert name in rows, f"docs/fleet.md has no row for `{name}`"
     documented = {r for r in rows if "." in r}
     assert documented <= {f"{s}.{k}" for s, keys in KEYS.items() if s for k in keys}
+
+
+# --- iceprobe check with a bad file ---------------------------------------------------------
+
+@pytest.mark.parametrize("text, environ, expected", [
+    ('[modules.a]\ntimout = 3\n', {}, ":2: modules.a.timout: unknown key (did you mean "
+                                      "'timeout'?)"),
+    ('[auth.a]\nusername = "u"\npassword_env = "FLEET_NOPE"\n', {},
+     ":3: auth.a.password_env: environment variable FLEET_NOPE is not set"),
+    ('[modules.a]\n', {}, ": no [[targets]]: nothing to probe"),
+])
+def test_check_with_a_bad_file_is_one_line_on_stderr_and_exit_2(
+        tmp_path: Path, text: str, environ: dict[str, str], expected: str) -> None:
+    import subprocess
+    import sys
+
+    path = write(tmp_path, text)
+    done = subprocess.run([sys.executable, "-m", "iceprobe", "check", "-c", path,
+                           "--format", "junit"], capture_output=True, text=True, timeout=60,
+                          env={k: v for k, v in os.environ.items() if k != "FLEET_NOPE"})
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr == f"iceprobe: error: {path}{expected}\n"

@@ -1,5 +1,5 @@
 """The JSON Schemas (draft 2020-12) of iceprobe's JSON documents, shipped with the package:
-`gather`, `relay`, `analyze`, `explain` and `results` (docs/json.md describes every key).
+`gather`, `relay`, `analyze`, `explain`, `results` and `check` (docs/json.md describes every key).
 
     from iceprobe.schemas import load
     schema = load("gather")
@@ -13,7 +13,7 @@ import json
 from importlib import resources
 from typing import Any
 
-NAMES = ("gather", "relay", "analyze", "explain", "results")
+NAMES = ("gather", "relay", "analyze", "explain", "results", "check")
 
 
 def load(name: str) -> dict[str, Any]:

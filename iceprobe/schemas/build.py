@@ -214,6 +214,27 @@ def results_schema() -> Schema:
         {"schema_version": {"const": 2}, "results": _array(result)}))
 
 
+def check_schema() -> Schema:
+    required, optional = _report_properties()
+    report = _object(required, optional,
+                     description="The target's gather report (the keys of `gather --json` "
+                                 "without schema_version and tool).")
+    result = _object(
+        {"check": {"enum": ["binding", "allocate", "relay"]},
+         "outcome": {"enum": ["pass", "failure", "error", "skipped"]},
+         "verdict": _nullable(ID), "message": STRING, "urls": _array(STRING),
+         "warnings": _array(ID), "duration_ms": _nullable(MS)},
+        description="One check of one target: a JUnit test case.")
+    target = _object(
+        {"name": STRING, "url": STRING, "module": STRING, "auth": _nullable(STRING),
+         "labels": {"type": "object", "additionalProperties": STRING},
+         "status": {"enum": _values(Status)}, "ok": BOOLEAN,
+         "checks": _array(result), "report": report})
+    return _document("check", "iceprobe check --format json", _object(
+        {**_header(), "file": STRING, "status": {"enum": _values(Status)}, "ok": BOOLEAN,
+         "interrupted": BOOLEAN, "targets": _array(target)}))
+
+
 def explain_schema() -> Schema:
     entry = _object(
         {"code": CODE, "name": STRING, "reference": STRING,
@@ -227,7 +248,7 @@ def explain_schema() -> Schema:
 
 
 SCHEMAS = {"gather": gather_schema, "relay": relay_schema, "analyze": analyze_schema,
-           "explain": explain_schema, "results": results_schema}
+           "explain": explain_schema, "results": results_schema, "check": check_schema}
 
 
 def rendered(name: str) -> str:

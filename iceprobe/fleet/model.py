@@ -34,6 +34,11 @@ class Module:
     #: "ipv4", "ipv6" or "both" (gather's --relay-family).
     relay_family: str = "ipv4"
     require: Requirement = Requirement.EACH
+    #: Extra trust anchors for stuns:/turns: (gather's --ca-file), resolved against the
+    #: fleet file's directory.
+    ca_file: str | None = None
+    #: Do not verify TLS certificates (gather's --insecure).
+    insecure: bool = False
 
 
 @dataclass(frozen=True)
@@ -54,23 +59,31 @@ class Auth:
 
 @dataclass(frozen=True)
 class Target:
-    """`[[targets]]`: where to probe."""
+    """`[[targets]]`: where to probe. `server` is the URL over the module's transport
+    (iceprobe.fleet.plan.with_transport); `url` is the URL as the file gives it."""
 
     name: str
     server: ServerSpec
     module: str
     auth: str | None = None
     labels: tuple[tuple[str, str], ...] = ()
+    url: str = ""
 
 
 @dataclass(frozen=True)
 class Fleet:
+    """A whole fleet file: its modules and auths by name, its targets in file order."""
+
     path: str
     modules: dict[str, Module]
     auths: dict[str, Auth]
     targets: tuple[Target, ...]
     #: Warnings found while loading (a literal password, …): one line each, no secret.
     warnings: tuple[str, ...] = ()
+
+    def target(self, name: str) -> Target | None:
+        """The target called `name`, or None."""
+        return next((t for t in self.targets if t.name == name), None)
 
 
 class FleetError(ValueError):
@@ -80,4 +93,4 @@ class FleetError(ValueError):
     def __init__(self, path: str, line: int | None, key: str, problem: str) -> None:
         self.path, self.line, self.key, self.problem = path, line, key, problem
         where = f"{path}:{line}" if line is not None else path
-        super().__init__(f"{where}: {key}: {problem}")
+        super().__init__(f"{where}: {key}: {problem}" if key else f"{where}: {problem}")

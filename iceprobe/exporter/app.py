@@ -35,7 +35,7 @@ from ..pipeline import judge, probe
 from . import history as history_page
 from .history import History, ProbeRecord
 from .metrics import ProbeContext, probe_registry
-from .plan import Plan, PlanError, credentials, describe, plan
+from .plan import Plan, PlanError, describe, plan
 
 #: Probes of one server with one set of credentials at once; more wait (within their
 #: budget), and one that finds no slot in time is answered 503.
@@ -128,7 +128,7 @@ async def run_probe(exporter: Exporter, planned: Plan) -> ProbeRun:
     lines = _capture.start()
     stop = asyncio.Event()
     timer = asyncio.get_running_loop().call_later(planned.settings.timeout, stop.set)
-    given = credentials(planned.auth, time.time())
+    given = planned.credentials
     try:
         probed = await probe(planned.specs, given, planned.settings, stop)
         report = judge(probed, given, planned.settings)
@@ -164,7 +164,7 @@ def make_app(exporter: Exporter) -> web.Application:
         try:
             planned = plan(exporter.fleet, query,
                            request.headers.get("X-Prometheus-Scrape-Timeout-Seconds"),
-                           exporter.timeout_offset)
+                           exporter.timeout_offset, time.time())
         except PlanError as exc:
             exporter.refused.labels("bad-request").inc()
             return _text(400, f"{exc}\n")

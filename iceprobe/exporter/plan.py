@@ -10,9 +10,9 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..credentials import rest_credentials
-from ..fleet.model import Auth, Check, Fleet, Module, Target
-from ..model import Credentials, Scheme, ServerSpec, Transport
+from ..fleet import plan as fleet_plan
+from ..fleet.model import Auth, Fleet, Module, Target
+from ..model import Credentials, ServerSpec
 from ..pipeline import ProbeSettings
 from ..urls import UrlError, parse_server_url
 
@@ -39,9 +39,10 @@ class Plan:
     server: ServerSpec
     auth: Auth | None
     labels: tuple[tuple[str, str], ...]
-    #: The servers to probe (the TURN server, or the STUN form of it for a binding-only
-    #: module) and how.
+    #: What iceprobe.pipeline probes (iceprobe.fleet.plan, as `check` does), with the
+    #: credentials minted for this probe and the budget of this scrape.
     specs: tuple[ServerSpec, ...]
+    credentials: Credentials | None
     settings: ProbeSettings
 
     @property
@@ -52,7 +53,7 @@ class Plan:
 
 
 def plan(fleet: Fleet, query: Mapping[str, str], scrape_timeout: str | None,
-         timeout_offset: float) -> Plan:
+         timeout_offset: float, now: float) -> Plan:
     """The probe a request asks for, or PlanError saying why there is none."""
     secret = sorted(k for k in query if k.lower() in _SECRET_PARAMETERS)
     if secret:
@@ -66,13 +67,15 @@ def plan(fleet: Fleet, query: Mapping[str, str], scrape_timeout: str | None,
     if not name:
         raise PlanError("missing target= (a target's name in the fleet file, or a URL "
                         "with module= and auth=)")
-    named = next((t for t in fleet.targets if t.name == name), None)
+    named = fleet.target(name)
+    overridden = bool(query.get("module")) and named is not None \
+        and query["module"] != named.module
     if named is not None:
         if "auth" in query:
             raise PlanError(f"target {name!r} brings its own auth: auth= is only for a bare "
                             "URL")
         target = named
-        if query.get("module"):
+        if overridden:
             target = dataclasses.replace(target, module=query["module"])
     else:
         target = _bare_url(fleet, name, query)
@@ -82,15 +85,23 @@ def plan(fleet: Fleet, query: Mapping[str, str], scrape_timeout: str | None,
                         f"{', '.join(sorted(fleet.modules)) or 'none'})")
     auth = fleet.auths.get(target.auth) if target.auth is not None else None
     if target.auth is not None and auth is None:
-        raise PlanError(f"unknown auth {target.auth!r}")
+        raise PlanError(f"unknown auth {target.auth!r} (the fleet file has: "
+                        f"{', '.join(sorted(fleet.auths)) or 'none'})")
     budget = probe_budget(module, scrape_timeout, timeout_offset)
-    server = with_transport(target.server, module.transport)
-    specs = (_binding_only(server),) if _binding_only_module(module, server) else (server,)
-    settings = ProbeSettings(
-        timeout=budget, require=module.require, relay_family=module.relay_family,
-        relay_check=Check.RELAY in module.checks and server.is_turn,
-        turn_as_stun=Check.BINDING in module.checks)
-    return Plan(target.name, module, server, auth, target.labels, specs, settings)
+    try:
+        # A target of the file is already over its module's transport; another module's
+        # (module=) or a bare URL's is applied here.
+        server = target.server
+        if named is None or overridden:
+            server = fleet_plan.with_transport(
+                parse_server_url(target.url) if target.url else target.server,
+                module.transport)
+        probe = fleet_plan.plan_for(server, module, auth, now)
+    except (fleet_plan.PlanError, UrlError) as exc:
+        raise PlanError(f"target {target.name!r}, module {module.name!r}: {exc}") from None
+    settings = dataclasses.replace(probe.settings, timeout=budget)
+    return Plan(target.name, module, server, auth, target.labels, probe.specs,
+                probe.credentials, settings)
 
 
 def _bare_url(fleet: Fleet, url: str, query: Mapping[str, str]) -> Target:
@@ -107,7 +118,7 @@ def _bare_url(fleet: Fleet, url: str, query: Mapping[str, str]) -> Target:
     if server.is_turn and auth is None:
         raise PlanError("a bare TURN URL needs auth=NAME (an auth of the fleet file): "
                         "credentials never come in the query string")
-    return Target(url, server, module, auth)
+    return Target(url, server, module, auth, url=url)
 
 
 def probe_budget(module: Module, scrape_timeout: str | None, offset: float) -> float:
@@ -125,46 +136,6 @@ def probe_budget(module: Module, scrape_timeout: str | None, offset: float) -> f
     return max(MIN_BUDGET, min(module.timeout, scrape - offset))
 
 
-def credentials(auth: Auth | None, now: float) -> Credentials | None:
-    """The credentials to probe with: static ones, or REST ones minted now."""
-    if auth is None:
-        return None
-    if auth.secret is not None:
-        return rest_credentials(auth.secret, auth.user, auth.ttl, auth.separator, now)
-    if auth.username is not None and auth.password is not None:
-        return Credentials(auth.username, auth.password)
-    return None
-
-
-def with_transport(server: ServerSpec, transport: str | None) -> ServerSpec:
-    """The server reached over the module's transport (udp, tcp or tls), when it forces one."""
-    if transport is None or transport == server.transport.value:
-        return server
-    wanted = Transport(transport)
-    if server.is_turn:
-        scheme = Scheme.TURNS if wanted is Transport.TLS else Scheme.TURN
-        query = "" if wanted is Transport.UDP else "?transport=tcp"
-    else:
-        scheme = Scheme.STUNS if wanted is Transport.TLS else Scheme.STUN
-        query = ""
-    host = f"[{server.host}]" if ":" in server.host else server.host
-    return ServerSpec(f"{scheme.value}:{host}:{server.port}{query}", scheme, server.host,
-                      server.port, wanted)
-
-
-def _binding_only_module(module: Module, server: ServerSpec) -> bool:
-    return server.is_turn and set(module.checks) == {Check.BINDING}
-
-
-def _binding_only(server: ServerSpec) -> ServerSpec:
-    """A TURN server probed as the STUN server it also is (binding-only modules)."""
-    secure = server.transport is Transport.TLS
-    scheme = Scheme.STUNS if secure else Scheme.STUN
-    host = f"[{server.host}]" if ":" in server.host else server.host
-    return ServerSpec(f"{scheme.value}:{host}:{server.port}", scheme, server.host,
-                      server.port, Transport.TLS if secure else Transport.UDP)
-
-
 def describe(plan: Plan) -> str:
     """The module and auth a probe used, for ?debug=true: secrets as <secret>."""
     module = plan.module
@@ -174,7 +145,9 @@ def describe(plan: Plan) -> str:
              f"  transport: {module.transport or '(the URL’s)'}",
              f"  timeout: {module.timeout:g}s (this probe: {plan.settings.timeout:g}s)",
              f"  relay_family: {module.relay_family}",
-             f"  require: {module.require.value}"]
+             f"  require: {module.require.value}",
+             f"  ca_file: {module.ca_file or 'none'}",
+             f"  insecure: {str(module.insecure).lower()}"]
     auth = plan.auth
     if auth is None:
         lines.append("auth: none")

@@ -131,6 +131,21 @@ class ErrorEvent:
 
 
 @dataclass(frozen=True)
+class PhaseTimes:
+    """How long each step of a server's probe took, in milliseconds, from the first of its
+    attempts that completed the step; None for a step that did not happen (or not to its
+    end). The challenge is the unauthenticated Allocate answered with 401; the allocate is
+    the authenticated one that succeeded (RFC 8656 section 7)."""
+
+    dns_ms: float | None = None
+    connect_ms: float | None = None
+    tls_ms: float | None = None
+    binding_ms: float | None = None
+    challenge_ms: float | None = None
+    allocate_ms: float | None = None
+
+
+@dataclass(frozen=True)
 class ProbeResult:
     """Everything one server yielded: candidates, error events and how long it took."""
 
@@ -159,6 +174,10 @@ class ProbeResult:
     #: The TURN server granted an allocation to an Allocate that carried no credentials: it
     #: never challenged with a 401, so anyone can relay through it.
     unauthenticated_allocation: bool = False
+    phases: PhaseTimes = field(default_factory=PhaseTimes)
+    #: For stuns:/turns:: when the server's TLS certificate expires (unix time), from the
+    #: first handshake that completed; None without one.
+    certificate_expires: float | None = None
 
     @property
     def ok(self) -> bool:

@@ -45,6 +45,7 @@ COMMANDS: dict[str, str] = {
     "analyze": "Diagnose what a browser recorded: each PeerConnection of each FILE.",
     "check": "Probe the targets of a fleet file concurrently and report each check.",
     "explain": "Explain a STUN/TURN/browser error code, a browser errorText or a 701 cause.",
+    "exporter": "Serve Prometheus metrics of probes of the fleet file's targets.",
     "gather": "Gather candidates from STUN/TURN servers and explain every failure.",
     "link": "Make a test link on a running `iceprobe serve`; prints the URL.",
     "relay": "Prove that data flows through each TURN server, and measure it.",

@@ -93,6 +93,8 @@ async def _allocate_and_release(run: Run, index: int, spec: ServerSpec, channel:
             run.realms[index] = attempt.realm
     if allocation.auth is None:  # granted without a 401 challenge: an open relay
         run.unauthenticated.add(index)
+    run.phase(index, "challenge", allocation.challenge_seconds)
+    run.phase(index, "allocate", allocation.allocate_seconds)
     found: list[Candidate] = []
     mapped = allocation.mapped_address
     relayed = allocation.relayed_address

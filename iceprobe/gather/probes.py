@@ -33,6 +33,10 @@ class Allocation:
     auth: LongTermAuth | None
     #: Error responses the allocation recovered from (a 438 answered with the new nonce).
     recovered: tuple[ProbeFailure, ...] = ()
+    #: Seconds: the unauthenticated Allocate answered with the 401 challenge (None without
+    #: one), and the Allocate that succeeded.
+    challenge_seconds: float | None = None
+    allocate_seconds: float | None = None
 
 
 @dataclass
@@ -91,7 +95,9 @@ async def allocate(channel: Channel, credentials: Credentials | None,
     attempt = attempt if attempt is not None else Attempt()
     stale_retries = 0
     recovered: list[ProbeFailure] = []
+    sent_at = time.monotonic()
     response = await channel.transact(wire.allocate_request(None, family), deadline)
+    challenge = time.monotonic() - sent_at if response.error_code == 401 else None
     while response.is_error:
         if response.realm is not None:
             attempt.realm = response.realm
@@ -110,6 +116,7 @@ async def allocate(channel: Channel, credentials: Credentials | None,
         else:
             raise _error_failure(response, after_challenge=auth is not None)
         attempt.auth = auth
+        sent_at = time.monotonic()
         response = await channel.transact(wire.allocate_request(auth, family), deadline)
 
     if response.relayed_address is None:
@@ -117,7 +124,8 @@ async def allocate(channel: Channel, credentials: Credentials | None,
                            f"{describe(channel.server_address)} answered the Allocate request "
                            "without XOR-RELAYED-ADDRESS")
     return Allocation(response.relayed_address, response.xor_mapped_address,
-                      response.lifetime, auth, tuple(recovered))
+                      response.lifetime, auth, tuple(recovered), challenge,
+                      time.monotonic() - sent_at)
 
 
 async def release(channel: Channel, allocation: Allocation,

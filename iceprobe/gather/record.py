@@ -7,12 +7,13 @@ reports it), and takes its times from the run's start.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..model import Candidate, ErrorEvent, ProbeResult, ServerSpec
+from ..model import Candidate, ErrorEvent, PhaseTimes, ProbeResult, ServerSpec
 from .channel import ProbeFailure
 from .options import GatherOptions, tls_context
 from .wire import Address
@@ -49,6 +50,18 @@ class Run:
     #: The bases of server-reflexive candidates that are no shared host socket (a probe's
     #: own UDP port, a TCP connection): listed as host candidates of their own.
     bases: list[Candidate] = field(default_factory=list)
+    #: Per server: how long each step took (PhaseTimes field names, the first attempt to
+    #: complete a step wins), and when its TLS certificate expires.
+    phases: dict[int, dict[str, float]] = field(default_factory=dict)
+    certificate_expires: dict[int, float] = field(default_factory=dict)
+
+    def phase(self, index: int, name: str, seconds: float | None) -> None:
+        """Note how long a step of server `index`'s probe took, unless one was noted."""
+        if seconds is not None:
+            self.phases.setdefault(index, {}).setdefault(f"{name}_ms", round(seconds * 1e3, 2))
+
+    def phase_times(self, index: int) -> PhaseTimes:
+        return dataclasses.replace(PhaseTimes(), **self.phases.get(index, {}))
 
     def elapsed_ms(self) -> float:
         return round((time.monotonic() - self.started) * 1000, 1)
@@ -66,7 +79,9 @@ def probe_result(run: Run, index: int, spec: ServerSpec, candidates: list[Candid
                        duration_ms=run.elapsed_ms(), addresses=tuple(addresses),
                        realm=run.realms.get(index), first_sent_ms=run.first_sent.get(index),
                        software=run.software.get(index),
-                       unauthenticated_allocation=index in run.unauthenticated)
+                       unauthenticated_allocation=index in run.unauthenticated,
+                       phases=run.phase_times(index),
+                       certificate_expires=run.certificate_expires.get(index))
 
 
 def error_event(run: Run, spec: ServerSpec, failure: ProbeFailure, local_ip: str | None = None,

@@ -38,7 +38,7 @@ from .channel import Channel, ProbeFailure, describe, remaining
 from .local import ResolutionError, resolve
 from .options import GatherOptions, tls_context
 from .record import Run, error_event, probe_result
-from .stream import open_stream
+from .stream import StreamChannel, open_stream
 from .udp import open_udp
 from .wire import Address
 
@@ -178,13 +178,17 @@ def _outcome(run: Run, index: int, spec: ServerSpec,
                        tuple(run.addresses.get(index, ())), unfinished="interrupted",
                        realm=run.realms.get(index), first_sent_ms=run.first_sent.get(index),
                        software=run.software.get(index),
-                       unauthenticated_allocation=index in run.unauthenticated)
+                       unauthenticated_allocation=index in run.unauthenticated,
+                       phases=run.phase_times(index),
+                       certificate_expires=run.certificate_expires.get(index))
 
 
 
 async def _probe_server(run: Run, index: int, spec: ServerSpec) -> ProbeResult:
+    resolving_at = time.monotonic()
     try:
         addresses = await resolve(spec.host, spec.port, remaining(run.deadline))
+        run.phase(index, "dns", time.monotonic() - resolving_at)
     except ResolutionError as exc:
         failure = ProbeFailure(Cause.DNS, f"DNS lookup for {spec.host} failed: {exc}")
         return probe_result(run, index, spec, [], [error_event(run, spec, failure)])
@@ -272,9 +276,16 @@ async def _attempt(run: Run, index: int, spec: ServerSpec, local_ip: str, server
         if spec.transport is Transport.UDP and not spec.is_turn:
             shared = share_host_port(run, local_ip, server)
         channel = await _open(run, spec, local_ip, server, shared is not None)
+        if isinstance(channel, StreamChannel):
+            run.phase(index, "connect", channel.connect_seconds)
+            run.phase(index, "tls", channel.tls_seconds)
+            if channel.certificate_expires is not None:
+                run.certificate_expires.setdefault(index, channel.certificate_expires)
         if spec.is_turn:
             return await turn(run, index, spec, channel, family)
+        binding_at = time.monotonic()
         mapped = await probes.binding(channel, run.deadline)
+        run.phase(index, "binding", time.monotonic() - binding_at)
         return [reflexive(run, spec, mapped, channel)], []
     except probes.Redirect as redirect:
         local_port = channel.local_address[1] if channel else None

@@ -67,7 +67,9 @@ class _StreamProtocol(asyncio.Protocol):
 
 class StreamChannel:
     def __init__(self, protocol: _StreamProtocol, transport: asyncio.Transport,
-                 local_address: Address, kind: str, connecting_at: float) -> None:
+                 local_address: Address, kind: str, connecting_at: float,
+                 connect_seconds: float, tls_seconds: float | None = None,
+                 certificate_expires: float | None = None) -> None:
         self._protocol = protocol
         self._transport = transport
         self.local_address = local_address
@@ -75,6 +77,11 @@ class StreamChannel:
         self.transport = kind
         #: The connection attempt (its SYN) was the first packet.
         self.first_sent_at: float | None = connecting_at
+        #: How long the TCP connection and the TLS handshake took (seconds), and when the
+        #: server's certificate expires (unix time; None without TLS).
+        self.connect_seconds = connect_seconds
+        self.tls_seconds = tls_seconds
+        self.certificate_expires = certificate_expires
 
     @property
     def software(self) -> str | None:
@@ -146,10 +153,10 @@ async def open_stream(local_ip: str, server: Address, deadline: float,
     sockname = transport.get_extra_info("sockname")
     local = (str(sockname[0]), int(sockname[1]))
     waiters.route = route(kind, local, server)
-    log.debug("%s TCP connected in %.1f ms", waiters.route,
-              (time.monotonic() - connecting_at) * 1e3)
+    connected = time.monotonic() - connecting_at
+    log.debug("%s TCP connected in %.1f ms", waiters.route, connected * 1e3)
     if tls is None:
-        return StreamChannel(protocol, transport, local, kind, connecting_at)
+        return StreamChannel(protocol, transport, local, kind, connecting_at, connected)
     log.debug("%s TLS handshake start (server name %s)", waiters.route, server_hostname)
     handshake_at = time.monotonic()
     try:
@@ -188,13 +195,34 @@ async def open_stream(local_ip: str, server: Address, deadline: float,
         raise failure from exc
     if tls_transport is None:
         raise ProbeFailure(Cause.TLS, f"TLS handshake with {describe(server)} failed")
+    handshake = time.monotonic() - handshake_at
     session = tls_transport.get_extra_info("ssl_object")
-    log.debug("%s TLS handshake done in %.1f ms (%s, %s)", waiters.route,
-              (time.monotonic() - handshake_at) * 1e3,
+    log.debug("%s TLS handshake done in %.1f ms (%s, %s)", waiters.route, handshake * 1e3,
               session.version() if session is not None else "?",
               (tls_transport.get_extra_info("cipher") or ("?",))[0])
     protocol.transport = tls_transport
-    return StreamChannel(protocol, tls_transport, local, kind, connecting_at)
+    return StreamChannel(protocol, tls_transport, local, kind, connecting_at, connected,
+                         handshake, _not_after(session))
+
+
+def _not_after(session: ssl.SSLObject | None) -> float | None:
+    """When the server's certificate expires (unix time): from the verified certificate, or
+    (with --insecure, where Python decodes none) from its DER form when `cryptography` is
+    there (aiortc needs it); None when unknown."""
+    if session is None:
+        return None
+    decoded = session.getpeercert()
+    if decoded and isinstance(decoded.get("notAfter"), str):
+        return float(ssl.cert_time_to_seconds(str(decoded["notAfter"])))
+    der = session.getpeercert(binary_form=True)
+    if not der:
+        return None
+    try:
+        from cryptography import x509
+
+        return x509.load_der_x509_certificate(der).not_valid_after_utc.timestamp()
+    except (ImportError, ValueError):
+        return None
 
 
 #: A TLS handshake still unanswered after this long gets a plain STUN Binding over TCP to

@@ -183,8 +183,7 @@ def test_help_lists_every_command_and_an_unknown_one_is_a_usage_error() -> None:
     assert unknown.returncode == cli.ExitCode.USAGE
     assert unknown.stderr == ("iceprobe: error: no such command 'frobnicate' (commands: "
                               "analyze, check, explain, exporter, gather, link, relay, "
-                              "results, serve)
-")
+                              "results, serve)\n")
 
 
 @pytest.mark.parametrize("args", [["--help"], ["--version"]])

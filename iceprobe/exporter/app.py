@@ -127,7 +127,7 @@ async def run_probe(exporter: Exporter, planned: Plan) -> ProbeRun:
     started = time.monotonic()
     lines = _capture.start()
     stop = asyncio.Event()
-    timer = asyncio.get_running_loop().call_later(planned.settings.timeout, stop.set)
+    timer = asyncio.get_running_loop().call_later(planned.budget, stop.set)
     given = planned.credentials
     try:
         probed = await probe(planned.specs, given, planned.settings, stop)
@@ -142,7 +142,7 @@ async def run_probe(exporter: Exporter, planned: Plan) -> ProbeRun:
                            float(expiry.expires_at) if expiry else None)
     failing = tuple(dict.fromkeys(v.id for v in report.verdicts if v.severity.value == "fail"))
     if stop.is_set():
-        lines.append(f"the probe's budget of {planned.settings.timeout:g} s ran out: "
+        lines.append(f"the probe's budget of {planned.budget:g} s ran out: "
                      "stopped what was still running")
     return ProbeRun(probe_registry(report, context), report.ok, "\n".join(lines) + "\n",
                     failing)
@@ -170,7 +170,7 @@ def make_app(exporter: Exporter) -> web.Application:
             return _text(400, f"{exc}\n")
         slot = exporter.slot(planned.key)
         try:
-            await asyncio.wait_for(slot.acquire(), planned.settings.timeout)
+            await asyncio.wait_for(slot.acquire(), planned.budget)
         except asyncio.TimeoutError:
             exporter.refused.labels("busy").inc()
             return _text(503, f"{MAX_PER_TARGET} probes of {planned.target} are already "

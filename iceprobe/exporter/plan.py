@@ -7,7 +7,7 @@ Credentials never come from the query string: a request that names one is refuse
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..fleet import plan as fleet_plan
@@ -23,6 +23,12 @@ _SECRET_PARAMETERS = frozenset({"username", "password", "credential", "secret", 
                                 "pass", "turn_secret", "key", "token"})
 #: The least time a probe is given, whatever the scrape timeout says.
 MIN_BUDGET = 0.5
+#: What the gathering leaves of the probe's budget: gather ends its probes by its own
+#: --timeout, then takes up to about 1 s to release TURN allocations (`gather --help`), and a
+#: little to judge. Gathering to its own end records what did not answer (timeouts, 701) as
+#: error events: the why of the failure, which an interruption at the budget would lose.
+RELEASE_ALLOWANCE = 1.2
+JUDGE_ALLOWANCE = 0.1
 
 
 class PlanError(ValueError):
@@ -44,6 +50,9 @@ class Plan:
     specs: tuple[ServerSpec, ...]
     credentials: Credentials | None
     settings: ProbeSettings
+    #: Seconds the whole probe may take (settings.timeout, the gathering's, is less): at
+    #: this deadline whatever still runs (a relay check) is stopped.
+    budget: float
 
     @property
     def key(self) -> str:
@@ -99,9 +108,17 @@ def plan(fleet: Fleet, query: Mapping[str, str], scrape_timeout: str | None,
         probe = fleet_plan.plan_for(server, module, auth, now)
     except (fleet_plan.PlanError, UrlError) as exc:
         raise PlanError(f"target {target.name!r}, module {module.name!r}: {exc}") from None
-    settings = dataclasses.replace(probe.settings, timeout=budget)
+    settings = dataclasses.replace(probe.settings,
+                                   timeout=gathering_budget(budget, probe.specs))
     return Plan(target.name, module, server, auth, target.labels, probe.specs,
-                probe.credentials, settings)
+                probe.credentials, settings, budget)
+
+
+def gathering_budget(budget: float, specs: Sequence[ServerSpec]) -> float:
+    """The gathering's --timeout within a probe's budget: room left for releasing TURN
+    allocations and judging, so that the gathering ends by itself."""
+    allowance = JUDGE_ALLOWANCE + (RELEASE_ALLOWANCE if any(s.is_turn for s in specs) else 0)
+    return round(max(MIN_BUDGET / 2, budget - allowance), 3)
 
 
 def _bare_url(fleet: Fleet, url: str, query: Mapping[str, str]) -> Target:
@@ -143,7 +160,8 @@ def describe(plan: Plan) -> str:
              f"module: {module.name}",
              f"  checks: {', '.join(c.value for c in module.checks)}",
              f"  transport: {module.transport or '(the URL’s)'}",
-             f"  timeout: {module.timeout:g}s (this probe: {plan.settings.timeout:g}s)",
+             f"  timeout: {module.timeout:g}s (this probe: {plan.budget:g}s, gathering "
+             f"{plan.settings.timeout:g}s)",
              f"  relay_family: {module.relay_family}",
              f"  require: {module.require.value}",
              f"  ca_file: {module.ca_file or 'none'}",

@@ -23,7 +23,8 @@ import pytest
 
 from tests.lab.netns import LAB_IPV4, LabNetwork
 from tests.lab.prometheus import Exporter, binary, start_exporter, start_prometheus
-from tests.lab.servers import LAB_PASSWORD, LAB_USER, Coturn
+from tests.lab.servers import LAB_PASSWORD, LAB_USER, Coturn, free_port
+from tests.lab.udpserver import UdpThreadServer
 
 pytestmark = pytest.mark.lab
 
@@ -286,3 +287,42 @@ def test_a_bad_fleet_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "fleet.toml" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_silent_server_within_the_scrape_budget_is_a_timeout_not_a_mystery(
+        lab: LabNetwork, coturn: StartCoturn, tmp_path: Path,
+        exporters: Callable[[Path], Exporter]) -> None:
+    """A server that never answers: the gathering ends by itself within the scrape budget
+    (room left for releasing and judging), so the why is a timeout (701), not an
+    interruption with no error event."""
+    silent = UdpThreadServer(LAB_IPV4, free_port(), lambda data, peer: None, "silent")
+    try:
+        config = fleet_file(tmp_path / "fleet.toml", coturn(), f"""
+            [modules.stun_udp]
+            checks = ["binding"]
+            timeout = "10s"
+
+            [[targets]]
+            name = "silent-stun"
+            url = "stun:{LAB_IPV4}:{silent.port}"
+            module = "stun_udp"
+
+            [[targets]]
+            name = "silent-turn"
+            url = "turn:{LAB_IPV4}:{silent.port}"
+            module = "turn_udp"
+            auth = "good"
+            """)
+        exporter = exporters(config)
+        for target in ("silent-stun", "silent-turn"):
+            started = time.monotonic()
+            status, text = probe(exporter, f"target={target}", timeout="3")
+            took = time.monotonic() - started
+            assert status == 200, text
+            assert sample(text, "probe_success") == 0
+            assert sample(text, "probe_ice_error_code") == 701, text
+            assert ('probe_ice_failure_info{cause="timeout",verdict="server-unreachable"} 1.0'
+                    in text), text
+            assert took < 3.0, f"{target}: {took:.2f} s, beyond the scrape timeout"
+    finally:
+        silent.close()

@@ -109,7 +109,19 @@ class Example:
 
     @property
     def needs_server(self) -> bool:
-        return any("127.0.0.1" in a for a in self.args)
+        """It talks to the quickstart's coturn: a URL of it, or a fleet file naming it."""
+        return any("127.0.0.1" in a or a.startswith("examples/quickstart") for a in self.args)
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """The VAR=value assignments the line starts with."""
+        found = {}
+        for word in shlex.split(self.line):
+            if not _ENV.match(word):
+                break
+            name, _, value = word.partition("=")
+            found[name] = value
+        return found
 
 
 def readme_examples() -> list[Example]:

@@ -54,7 +54,8 @@ def test_readme_example_gives_its_pasted_output(readme_coturn: Coturn,
                                                 example: Example) -> None:
     done = subprocess.run([sys.executable, "-m", "iceprobe", *example.args],
                           capture_output=True, text=True, timeout=120, cwd=ROOT,
-                          env={**os.environ, "NO_COLOR": "1", "COLUMNS": "130"})
+                          env={**os.environ, "NO_COLOR": "1", "COLUMNS": "130",
+                               **example.environment})
     assert done.returncode == example.expected_exit, done.stdout + done.stderr
     for verdict in example.verdict_ids:
         assert f"[{verdict}]" in done.stdout, verdict
@@ -65,4 +66,4 @@ def test_readme_example_gives_its_pasted_output(readme_coturn: Coturn,
 
 def test_readme_examples_that_need_a_server_are_there() -> None:
     commands = {e.args[0] for e in readme_examples() if e.needs_server}
-    assert commands == {"gather", "relay"}
+    assert commands == {"gather", "relay", "check"}

@@ -154,9 +154,11 @@ def test_examples_use_only_loopback_or_documentation_hosts() -> None:
 
 # --- the README ----------------------------------------------------------------------------
 
-def test_readme_is_under_8_kb() -> None:
+def test_readme_is_under_10_kb() -> None:
+    """Short enough to read in one go: nine commands, each with one example; the reference
+    lives in docs/. (8 KB until check, exporter and serve came.)"""
     size = len(README.read_bytes())
-    assert size < 8 * 1024, f"README.md is {size} bytes"
+    assert size < 10 * 1024, f"README.md is {size} bytes"
 
 
 def test_readme_keeps_its_two_commands() -> None:
@@ -170,7 +172,7 @@ def test_readme_keeps_its_two_commands() -> None:
 def test_readme_shows_each_command_with_its_output() -> None:
     examples = readme_examples()
     shown = {e.args[0] + (" --matrix" if "--matrix" in e.args else "") for e in examples}
-    assert shown == {"gather", "gather --matrix", "relay", "analyze", "explain"}
+    assert shown == {"gather", "gather --matrix", "relay", "analyze", "explain", "check"}
     assert examples[0].args[0] == "gather" and "--matrix" not in examples[0].args
 
 

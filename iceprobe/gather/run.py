@@ -47,6 +47,8 @@ log = logging.getLogger("iceprobe.gather")
 #: How long a stopped run (SIGINT, SIGTERM) waits for its probes to release their
 #: allocations and close their sockets: a release's own budget, plus a little.
 STOP_BUDGET = probes.RELEASE_BUDGET + 0.2
+#: Allocation Mismatch (RFC 8656 section 6.2): the 5-tuple already has an allocation.
+STALE_FIVE_TUPLE_CODE = 437
 
 
 def implied_stun_servers(servers: Sequence[ServerSpec]) -> list[tuple[ServerSpec, str]]:
@@ -266,7 +268,8 @@ async def _slotted(run: Run, index: int, spec: ServerSpec, local_ip: str, server
 
 
 async def _attempt(run: Run, index: int, spec: ServerSpec, local_ip: str, server: Address,
-                   follow_redirect: bool = True, family: int | None = None
+                   follow_redirect: bool = True, family: int | None = None,
+                   new_port_on_mismatch: bool = True
                    ) -> tuple[list[Candidate], list[ErrorEvent]]:
     """One local address against one server address: candidates and error events."""
     channel: Channel | None = None
@@ -302,6 +305,20 @@ async def _attempt(run: Run, index: int, spec: ServerSpec, local_ip: str, server
         return found, [event, *events]
     except ProbeFailure as failure:
         local_port = channel.local_address[1] if channel else None
+        if (failure.code == STALE_FIVE_TUPLE_CODE and new_port_on_mismatch and spec.is_turn
+                and spec.transport is Transport.UDP and remaining(run.deadline) > 0):
+            # A 437 to a fresh socket's Allocate: the server still keeps an allocation of
+            # this 5-tuple, left by an earlier client of the same local port (coturn holds a
+            # released one for about a second; probing again and again, the kernel hands out
+            # a port again soon enough). Not the server's fault: try once from another port,
+            # and report a 437 only if it comes again.
+            log.debug("437 on local port %s: once more from another port", local_port)
+            if channel is not None:
+                _sent(run, index, spec, channel, connecting_at)
+                channel.close()
+                channel = None
+            return await _attempt(run, index, spec, local_ip, server, follow_redirect,
+                                  family, new_port_on_mismatch=False)
         return [], [error_event(run, spec, failure, local_ip, local_port, server, family)]
     except Exception as exc:  # a bug must still be a value, not a crash
         log.debug("! internal error probing %s", spec.url, exc_info=True)

@@ -98,6 +98,49 @@ def test_stale_nonce_retried_with_new_nonce_is_recorded_and_succeeds(
     assert "turn-credentials-rejected" not in found
 
 
+def _turn_script(lab: LabNetwork, stale_ports: set[int] | None) -> Script:
+    """A TURN server whose 5-tuples from `stale_ports` (the first port seen, when the set is
+    empty; every port, for None) still hold an allocation: 437 there, a relay elsewhere."""
+    def script(request: stun.Message, peer: tuple[str, int]) -> bytes:
+        if request.message_method == stun.Method.REFRESH:
+            return success_response(request, LIFETIME=0)
+        if stale_ports is not None and not stale_ports:
+            stale_ports.add(peer[1])
+        if stale_ports is None or peer[1] in stale_ports:
+            return error_response(request, 437, "Allocation Mismatch")
+        if request.attributes.get("NONCE") is None:
+            return error_response(request, 401, "Unauthorized", REALM="lab", NONCE=b"n")
+        return success_response(request, XOR_RELAYED_ADDRESS=(lab.ipv4, 50124),
+                                XOR_MAPPED_ADDRESS=peer, LIFETIME=600)
+    return script
+
+
+def test_a_437_on_a_reused_local_port_is_retried_from_another_port(
+        lab: LabNetwork, responder: StartResponder) -> None:
+    """The server still holds an allocation of the first local port's 5-tuple (an earlier
+    client of that port, coturn's released allocation of about a second ago): that is
+    nobody's fault, so the Allocate goes again from another port, and no 437 is reported."""
+    stale: set[int] = set()
+    server = responder(_turn_script(lab, stale))
+    report = probe(f"turn:{server.ip}:{server.port}")
+    assert report.errors == (), report.errors
+    assert report.results[0].ok
+    ports = {port for port in stale}
+    assert len(ports) == 1
+    assert "allocation-mismatch" not in verdicts(report)
+
+
+def test_a_437_that_comes_again_from_another_port_is_reported(
+        lab: LabNetwork, responder: StartResponder) -> None:
+    server = responder(_turn_script(lab, None))
+    report = probe(f"turn:{server.ip}:{server.port}")
+    assert [(e.error_code, e.error_text) for e in report.errors] == [
+        (437, "Allocation Mismatch")]
+    allocates = [r for r in server.requests if r.message_method == stun.Method.ALLOCATE]
+    assert len(allocates) == 2, "one Allocate from each of two local ports"
+    assert verdicts(report)["allocation-mismatch"] is Severity.FAIL
+
+
 def test_an_answer_after_600_ms_is_slow_server(lab: LabNetwork,
                                                responder: StartResponder) -> None:
     def script(request: stun.Message, peer: tuple[str, int]) -> bytes:

@@ -11,7 +11,8 @@ sends no traffic outside the namespace.
    a whole HTTP request (what Prometheus's scrape_duration_seconds sees), and the exporter's
    own CPU time per probe (from /proc).
 2. `--clients` concurrent clients for `--seconds`, each on its own target of the same server
-   (the per-target limit of 2 would otherwise be the bottleneck): probes/s, how many passed,
+   with an auth of its own (the per-target limit of 2, which counts a server and an auth,
+   would otherwise be the bottleneck): probes/s, how many passed,
    and the exporter's CPU use in cores.
 3. The exporter's peak RSS (VmHWM) after both.
 
@@ -41,11 +42,15 @@ TARGETS = 32
 
 
 def fleet(path: Path, url: str) -> None:
+    # The per-target limit counts a server with one auth, however the target is named: each
+    # target has an auth of its own (the same user), so that the clients are not all queued
+    # behind one limit of 2.
+    auths = "".join(f'\n[auth.bench{i}]\nusername = "{lab.USER}"\n'
+                    f'password_env = "BENCH_PASSWORD"\n' for i in range(TARGETS))
     targets = "".join(f'\n[[targets]]\nname = "t{i}"\nurl = "{url}"\nmodule = "turn_udp"\n'
-                      f'auth = "bench"\n' for i in range(TARGETS))
-    path.write_text(f'[modules.turn_udp]\nchecks = ["binding", "allocate"]\ntimeout = "3s"\n\n'
-                    f'[auth.bench]\nusername = "{lab.USER}"\npassword_env = "BENCH_PASSWORD"\n'
-                    f"{targets}")
+                      f'auth = "bench{i}"\n' for i in range(TARGETS))
+    path.write_text(f'[modules.turn_udp]\nchecks = ["binding", "allocate"]\ntimeout = "3s"\n'
+                    f"{auths}{targets}")
 
 
 def get(url: str) -> str:

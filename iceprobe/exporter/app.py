@@ -35,10 +35,11 @@ from ..pipeline import judge, probe
 from . import history as history_page
 from .history import History, ProbeRecord
 from .metrics import ProbeContext, probe_registry
-from .plan import Plan, PlanError, describe, plan
+from .plan import MIN_BUDGET, Plan, PlanError, describe, plan, within
 
-#: Probes of one server with one set of credentials at once; more wait (within their
-#: budget), and one that finds no slot in time is answered 503.
+#: Probes of one server with one set of credentials at once. Another waits for a slot while
+#: at least MIN_BUDGET of its budget would be left, then probes with what is left; one
+#: that finds no slot by then is answered 503.
 MAX_PER_TARGET = 2
 DEFAULT_TIMEOUT_OFFSET = 0.5
 #: After the budget, how long a probe may take to stop and release what it allocated.
@@ -169,12 +170,22 @@ def make_app(exporter: Exporter) -> web.Application:
             exporter.refused.labels("bad-request").inc()
             return _text(400, f"{exc}\n")
         slot = exporter.slot(planned.key)
-        try:
-            await asyncio.wait_for(slot.acquire(), planned.budget)
-        except asyncio.TimeoutError:
-            exporter.refused.labels("busy").inc()
-            return _text(503, f"{MAX_PER_TARGET} probes of {planned.target} are already "
-                              "running (the per-target limit): not probing it again now\n")
+        if slot.locked():
+            # Wait while the probe would still have MIN_BUDGET after, then probe with what
+            # is left: the answer must come before the scraper's own timeout.
+            waiting_from = time.monotonic()
+            try:
+                if planned.budget <= MIN_BUDGET:
+                    raise asyncio.TimeoutError
+                await asyncio.wait_for(slot.acquire(), planned.budget - MIN_BUDGET)
+            except asyncio.TimeoutError:
+                exporter.refused.labels("busy").inc()
+                return _text(503, f"{MAX_PER_TARGET} probes of {planned.target} are already "
+                                  "running (the per-target limit): not probing it again "
+                                  "now\n")
+            planned = within(planned, planned.budget - (time.monotonic() - waiting_from))
+        else:
+            await slot.acquire()
         result = await _shielded(exporter, _slotted(exporter, planned, slot))
         if debug == "true":
             encoder, _ = choose_encoder("")

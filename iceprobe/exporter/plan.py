@@ -114,6 +114,15 @@ def plan(fleet: Fleet, query: Mapping[str, str], scrape_timeout: str | None,
                 probe.credentials, settings, budget)
 
 
+def within(planned: Plan, budget: float) -> Plan:
+    """The same probe in less time: what a scrape has left of its budget after waiting for
+    a slot (at least MIN_BUDGET)."""
+    budget = round(max(MIN_BUDGET, budget), 3)
+    settings = dataclasses.replace(planned.settings,
+                                   timeout=gathering_budget(budget, planned.specs))
+    return dataclasses.replace(planned, budget=budget, settings=settings)
+
+
 def gathering_budget(budget: float, specs: Sequence[ServerSpec]) -> float:
     """The gathering's --timeout within a probe's budget: room left for releasing TURN
     allocations and judging, so that the gathering ends by itself."""

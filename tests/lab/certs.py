@@ -49,12 +49,15 @@ def make_ca(directory: Path) -> tuple[CertFiles, ec.EllipticCurvePrivateKey, x50
 
 def make_server_cert(directory: Path, stem: str, ca_key: ec.EllipticCurvePrivateKey,
                      ca_cert: x509.Certificate, names: list[str], ips: list[str],
-                     expired: bool = False) -> CertFiles:
+                     expired: bool = False,
+                     not_after: datetime.datetime | None = None) -> CertFiles:
+    """A certificate for these names and addresses signed by the CA: valid from yesterday
+    to the day after tomorrow, or until `not_after` when given, or expired yesterday."""
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.timezone.utc)
     start, end = ((now - datetime.timedelta(days=10), now - datetime.timedelta(days=1))
                   if expired else (now - datetime.timedelta(days=1),
-                                   now + datetime.timedelta(days=2)))
+                                   not_after or now + datetime.timedelta(days=2)))
     sans: list[x509.GeneralName] = [x509.DNSName(n) for n in names]
     sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
     cert = (x509.CertificateBuilder().subject_name(_name(names[0] if names else ips[0]))

@@ -1,3 +1,3 @@
 """iceprobe: tells you why WebRTC connectivity fails."""
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"

@@ -9,6 +9,7 @@ CI=true, where a lab that cannot start fails the run.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -21,7 +22,8 @@ from tests.lab.interop import (
     start_pion,
     start_stun_server,
 )
-from tests.lab.netns import DNS_ADDRESS, LabNetwork, LabUnavailable, enter_lab_network
+from tests.lab.netns import DNS_ADDRESS, LAB_IPV4, LabNetwork, LabUnavailable, enter_lab_network
+from tests.lab.prometheus import ENV, Exporter, start_exporter
 from tests.lab.responder import Script, ScriptedResponder
 from tests.lab.servers import Coturn, SilentServer, start_coturn
 
@@ -122,3 +124,19 @@ def node_turn(lab: LabNetwork) -> Iterator[Callable[..., InteropServer]]:
 def npm_stun(lab: LabNetwork) -> Iterator[Callable[..., InteropServer]]:
     """Start npm `stun` servers (tests/lab/interop.py: start_stun_server)."""
     yield from _interop(lab, start_stun_server)
+
+
+@pytest.fixture
+def exporters() -> Iterator[Callable[[Path], Exporter]]:
+    """Start `iceprobe exporter`s on the lab address for one test (tests/lab/prometheus.py,
+    with its ENV of fleet secrets); all are stopped after it."""
+    started: list[Exporter] = []
+
+    def start(config: Path) -> Exporter:
+        exporter = start_exporter(config, LAB_IPV4, ENV)
+        started.append(exporter)
+        return exporter
+
+    yield start
+    for exporter in started:
+        exporter.stop()

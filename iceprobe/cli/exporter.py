@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import signal
-import sys
 from typing import TYPE_CHECKING
 
 import click
@@ -19,8 +16,6 @@ if TYPE_CHECKING:
     from ..exporter.app import Exporter
 
 DEFAULT_LISTEN = "127.0.0.1:9642"
-#: How long a shutdown may take: probes still running get this long to end.
-SHUTDOWN_SECONDS = 5.0
 
 
 @cli.command(cls=CheckedCommand)
@@ -76,37 +71,14 @@ def exporter(config_file: str, listen: tuple[str, int], timeout_offset: float,
 
 
 async def _serve(state: Exporter, listen: tuple[str, int]) -> int:
-    from aiohttp import web
-
     from ..exporter.app import make_app
+    from .web import run_until_stopped
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, state.reload)
-    runner = web.AppRunner(make_app(state), access_log=None, handle_signals=False,
-                           shutdown_timeout=SHUTDOWN_SECONDS)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, listen[0], listen[1])
-        await site.start()
-        host, port = _bound(runner, listen)
-        shown = f"[{host}]" if ":" in host else host
-        click.echo(f"iceprobe exporter: listening on http://{shown}:{port} "
+    def announce(host: str, port: int) -> None:
+        click.echo(f"iceprobe exporter: listening on http://{host}:{port} "
                    f"({len(state.fleet.targets)} targets from {state.fleet.path})")
-        sys.stdout.flush()
-        await stop.wait()
-    finally:
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(runner.cleanup(), SHUTDOWN_SECONDS + 1)
+
+    await run_until_stopped(make_app(state), listen, announce, on_hangup=state.reload)
     click.echo("iceprobe exporter: stopped", err=True)
     return ExitCode.OK
 
-
-def _bound(runner: object, listen: tuple[str, int]) -> tuple[str, int]:
-    """The address really listened on (the port the kernel chose for port 0)."""
-    for address in getattr(runner, "addresses", []):
-        if isinstance(address, tuple) and len(address) >= 2:
-            return str(address[0]), int(address[1])
-    return listen

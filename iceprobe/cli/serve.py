@@ -4,9 +4,6 @@ what their browsers recorded, judged by the rules of `analyze`."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
-import sys
 from typing import TYPE_CHECKING
 
 import click
@@ -31,8 +28,6 @@ if TYPE_CHECKING:
     from ..serve.store import Store
 
 DEFAULT_LISTEN = "127.0.0.1:8478"
-#: How long a shutdown may take: open requests get this long to finish.
-SHUTDOWN_SECONDS = 5.0
 
 
 def listen_address(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, int]:
@@ -158,42 +153,19 @@ def _tls(ctx: click.Context, cert: str | None, key: str | None) -> ssl.SSLContex
 
 async def _serve(config: ServeConfig, store: Store, listen: tuple[str, int],
                  context: ssl.SSLContext | None, print_token: bool) -> int:
-    from aiohttp import web
-
     from ..serve.app import make_app
+    from .web import run_until_stopped
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    runner = web.AppRunner(make_app(config, store), access_log=None,
-                           handle_signals=False, shutdown_timeout=SHUTDOWN_SECONDS)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, listen[0], listen[1], ssl_context=context)
-        await site.start()
+    def announce(host: str, port: int) -> None:
         scheme = "https" if context else "http"
-        host, port = _bound(runner, listen)
-        shown = f"[{host}]" if ":" in host else host
-        base = config.public_url or f"{scheme}://{shown}:{port}"
-        click.echo(f"iceprobe serve: listening on {scheme}://{shown}:{port}")
+        base = config.public_url or f"{scheme}://{host}:{port}"
+        click.echo(f"iceprobe serve: listening on {scheme}://{host}:{port}")
         click.echo(f"iceprobe serve: admin pages at {base}/admin")
         if print_token:
             click.echo(f"iceprobe serve: admin token {config.admin_token}")
         click.echo(f"iceprobe serve: results in {store.path}")
-        sys.stdout.flush()
-        await stop.wait()
-    finally:
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(runner.cleanup(), SHUTDOWN_SECONDS + 1)
+
+    await run_until_stopped(make_app(config, store), listen, announce, context)
     click.echo("iceprobe serve: stopped", err=True)
     return ExitCode.OK
 
-
-def _bound(runner: object, listen: tuple[str, int]) -> tuple[str, int]:
-    """The address really listened on (the port the kernel chose for port 0)."""
-    addresses = getattr(runner, "addresses", [])
-    for address in addresses:
-        if isinstance(address, tuple) and len(address) >= 2:
-            return str(address[0]), int(address[1])
-    return listen

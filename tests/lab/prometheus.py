@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.lab.ci import unavailable
-from tests.lab.servers import free_port, stop_server
+from tests.lab.servers import LAB_PASSWORD, free_port, stop_server
 
 CACHE = Path(os.environ.get("ICEPROBE_PROMETHEUS_DIR") or Path(
     os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "iceprobe-test" / "prometheus")
@@ -149,3 +149,22 @@ def start_prometheus(config: str) -> Prometheus:
     log_text = server.log()
     server.stop()
     raise AssertionError(f"prometheus did not become ready: {log_text[-2000:]}")
+
+
+#: The environment of the exporters the lab tests start: the fleet files' secrets.
+REST_SECRET = "rest-shared-secret-Kq4"
+ENV = {"TURN_PASSWORD": LAB_PASSWORD, "WRONG_PASSWORD": "not-the-password-Xw3",
+       "REST_SECRET": REST_SECRET}
+
+
+def probe(exporter: Exporter, query: str, timeout: str = "5") -> tuple[int, str]:
+    return exporter.get(f"/probe?{query}",
+                        headers={"X-Prometheus-Scrape-Timeout-Seconds": timeout})
+
+
+def sample(text: str, name: str) -> float | None:
+    """The value of the first sample of `name` (with any labels) in an exposition."""
+    for line in text.splitlines():
+        if line.startswith((name + " ", name + "{")):
+            return float(line.rsplit(" ", 1)[1])
+    return None

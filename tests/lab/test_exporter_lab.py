@@ -16,13 +16,21 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.lab.netns import LAB_IPV4, LabNetwork
-from tests.lab.prometheus import Exporter, binary, start_exporter, start_prometheus
+from tests.lab.prometheus import (
+    ENV,
+    REST_SECRET,
+    Exporter,
+    binary,
+    probe,
+    sample,
+    start_prometheus,
+)
 from tests.lab.servers import LAB_PASSWORD, LAB_USER, Coturn, free_port
 from tests.lab.udpserver import UdpThreadServer
 
@@ -30,9 +38,6 @@ pytestmark = pytest.mark.lab
 
 ROOT = Path(__file__).resolve().parents[2]
 StartCoturn = Callable[..., Coturn]
-REST_SECRET = "rest-shared-secret-Kq4"
-ENV = {"TURN_PASSWORD": LAB_PASSWORD, "WRONG_PASSWORD": "not-the-password-Xw3",
-       "REST_SECRET": REST_SECRET}
 
 
 def fleet_file(path: Path, server: Coturn, extra: str = "") -> Path:
@@ -63,33 +68,6 @@ def fleet_file(path: Path, server: Coturn, extra: str = "") -> Path:
         auth = "wrong"
         """) + textwrap.dedent(extra))
     return path
-
-
-@pytest.fixture
-def exporters() -> Iterator[Callable[[Path], Exporter]]:
-    started: list[Exporter] = []
-
-    def start(config: Path) -> Exporter:
-        exporter = start_exporter(config, LAB_IPV4, ENV)
-        started.append(exporter)
-        return exporter
-
-    yield start
-    for exporter in started:
-        exporter.stop()
-
-
-def probe(exporter: Exporter, query: str, timeout: str = "5") -> tuple[int, str]:
-    return exporter.get(f"/probe?{query}",
-                        headers={"X-Prometheus-Scrape-Timeout-Seconds": timeout})
-
-
-def sample(text: str, name: str) -> float | None:
-    """The value of the first sample of `name` (with any labels) in an exposition."""
-    for line in text.splitlines():
-        if line.startswith((name + " ", name + "{")):
-            return float(line.rsplit(" ", 1)[1])
-    return None
 
 
 def test_prometheus_scrapes_success_for_healthy_and_the_why_for_a_401(

@@ -18,11 +18,10 @@ from aioice import stun
 from prometheus_client.parser import text_string_to_metric_families
 
 from iceprobe.exporter.history import RECENT
-from tests.lab.netns import LAB_IPV4, LabNetwork
-from tests.lab.prometheus import Exporter, start_exporter
+from tests.lab.netns import LabNetwork
+from tests.lab.prometheus import Exporter, probe, sample
 from tests.lab.responder import ScriptedResponder, error_response
 from tests.lab.servers import Coturn
-from tests.lab.test_exporter_lab import ENV, probe, sample
 
 pytestmark = pytest.mark.lab
 
@@ -33,20 +32,6 @@ HOSTILE = "hostile"
 DIRECTORY = """<img src=x onerror="alert('path')">"""
 LABEL = """"><script>alert('label')</script>"""
 REASON = """<script>alert("reason")</script>"""
-
-
-@pytest.fixture
-def exporters() -> Iterator[Callable[[Path], Exporter]]:
-    started: list[Exporter] = []
-
-    def start(config: Path) -> Exporter:
-        exporter = start_exporter(config, LAB_IPV4, ENV)
-        started.append(exporter)
-        return exporter
-
-    yield start
-    for exporter in started:
-        exporter.stop()
 
 
 @pytest.fixture

@@ -25,29 +25,14 @@ import pytest
 from iceprobe.exporter.app import MAX_PER_TARGET
 from tests.lab.delayproxy import DelayingUdpProxy
 from tests.lab.netns import LAB_IPV4, LabNetwork
-from tests.lab.prometheus import Exporter, start_exporter
+from tests.lab.prometheus import Exporter, probe, sample
 from tests.lab.servers import LAB_PASSWORD, LAB_USER, Coturn
-from tests.lab.test_exporter_lab import ENV, probe, sample
 
 pytestmark = pytest.mark.lab
 
 StartCoturn = Callable[..., Coturn]
 #: coturn frees a released allocation's quota on its 1 s timer (LAB.md).
 QUOTA_TIMER = 1.3
-
-
-@pytest.fixture
-def exporters() -> Iterator[Callable[[Path], Exporter]]:
-    started: list[Exporter] = []
-
-    def start(config: Path) -> Exporter:
-        exporter = start_exporter(config, LAB_IPV4, ENV)
-        started.append(exporter)
-        return exporter
-
-    yield start
-    for exporter in started:
-        exporter.stop()
 
 
 @pytest.fixture

@@ -10,34 +10,19 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.lab.certs import make_ca, make_server_cert
-from tests.lab.netns import LAB_IPV4, LAB_NAME, LabNetwork
-from tests.lab.prometheus import Exporter, start_exporter
+from tests.lab.netns import LAB_NAME, LabNetwork
+from tests.lab.prometheus import Exporter, probe, sample
 from tests.lab.servers import LAB_PASSWORD, LAB_USER, Coturn
-from tests.lab.test_exporter_lab import ENV, probe, sample
 
 pytestmark = pytest.mark.lab
 
 StartCoturn = Callable[..., Coturn]
-
-
-@pytest.fixture
-def exporters() -> Iterator[Callable[[Path], Exporter]]:
-    started: list[Exporter] = []
-
-    def start(config: Path) -> Exporter:
-        exporter = start_exporter(config, LAB_IPV4, ENV)
-        started.append(exporter)
-        return exporter
-
-    yield start
-    for exporter in started:
-        exporter.stop()
 
 
 def tls_fleet(tmp_path: Path, server: Coturn, ca: Path) -> Path:

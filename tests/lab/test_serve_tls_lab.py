@@ -41,7 +41,7 @@ from typing import Any, NoReturn
 
 import pytest
 
-from iceprobe.cli.serve import SHUTDOWN_SECONDS
+from iceprobe.cli.web import SHUTDOWN_SECONDS
 from tests.lab.browser import (
     LAN_GATEWAY,
     BrowserLabUnavailable,

@@ -6,6 +6,7 @@ document, and no secret (password, REST secret, derived password) in any output.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ import pytest
 from iceprobe.credentials import rest_credentials
 from tests.lab.netns import LabNetwork
 from tests.lab.servers import LAB_PASSWORD, LAB_USER, Coturn
+from tests.lab.test_interrupt_lab import CHANNEL_OPEN, QUOTA_TIMER, STOP_BOUND, Watched
 from tests.schema import validated
 
 pytestmark = pytest.mark.lab
@@ -191,3 +193,64 @@ def test_a_bad_fleet_file_is_one_line_exit_2_and_nothing_probed(
     done = run_check("-c", str(fleet_file(tmp_path, server, server)), "--target", "helthy")
     assert done.returncode == 2
     assert "did you mean 'healthy'?" in done.stderr
+
+
+def _relay_fleet(tmp_path: Path, server: Coturn) -> Path:
+    path = tmp_path / "relay.toml"
+    path.write_text(f"""\
+[modules.turn_relay]
+checks = ["allocate", "relay"]
+timeout = "20s"
+
+[auth.good]
+username = "{LAB_USER}"
+password_env = "FLEET_TURN_PASSWORD"
+
+[[targets]]
+name = "relay"
+url = "{server.url('turn')}"
+module = "turn_relay"
+auth = "good"
+""")
+    return path
+
+
+def _whole_quota_is_free(server: Coturn) -> None:
+    """`iceprobe relay` needs three allocations at once (its precheck's, then one per peer):
+    with --user-quota=3 it passes only if nothing was left behind."""
+    time.sleep(QUOTA_TIMER)
+    again = subprocess.run([sys.executable, "-m", "iceprobe", "relay", "--turn",
+                            server.url("turn"), "-u", LAB_USER, "-p", LAB_PASSWORD,
+                            "--duration", "0.5", "--json"], capture_output=True, text=True,
+                           timeout=60)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr
+
+
+def test_check_releases_every_allocation_it_made(
+        lab: LabNetwork, coturn: StartCoturn, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    server = coturn("--user-quota=3")
+    monkeypatch.setenv("FLEET_TURN_PASSWORD", LAB_PASSWORD)
+    done = subprocess.run([sys.executable, "-m", "iceprobe", "check", "-c",
+                           str(_relay_fleet(tmp_path, server))], capture_output=True,
+                          text=True, timeout=90)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    _whole_quota_is_free(server)
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_during_check_exits_with_its_code_and_frees_the_quota(
+        lab: LabNetwork, coturn: StartCoturn, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, signum: int, code: int) -> None:
+    server = coturn("--user-quota=3")
+    monkeypatch.setenv("FLEET_TURN_PASSWORD", LAB_PASSWORD)
+    run = Watched("check", "-c", str(_relay_fleet(tmp_path, server)), "--format", "json")
+    run.wait_for(CHANNEL_OPEN)
+    out, err, took = run.stop(signum)
+    assert run.process.returncode == code, out[-3000:] + err[-3000:]
+    assert took < STOP_BOUND, f"stopped {took:.2f} s after the signal"
+    assert "Traceback" not in err
+    document = validated(out, "check")
+    assert document["interrupted"] is True and document["status"] == "interrupted", out[-2000:]
+    assert LAB_PASSWORD not in out + err
+    _whole_quota_is_free(server)

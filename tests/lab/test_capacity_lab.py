@@ -25,10 +25,11 @@ pytestmark = pytest.mark.lab
 StartCoturn = Callable[..., Coturn]
 
 
-def capacity(server: Coturn, count: int, *args: str) -> tuple[int, dict[str, Any], str]:
+def capacity(server: Coturn, count: int, *args: str, query: str = ""
+             ) -> tuple[int, dict[str, Any], str]:
     """Run `iceprobe capacity --json`: exit code, the document, stderr."""
     done = subprocess.run([sys.executable, "-m", "iceprobe", "capacity", "--turn",
-                           server.url(), "-u", LAB_USER, "-p", LAB_PASSWORD,
+                           server.url(query=query), "-u", LAB_USER, "-p", LAB_PASSWORD,
                            "--max-allocations", str(count), "--json", *args],
                           capture_output=True, text=True, timeout=60)
     assert "Traceback" not in done.stderr, done.stderr
@@ -36,10 +37,11 @@ def capacity(server: Coturn, count: int, *args: str) -> tuple[int, dict[str, Any
     return done.returncode, validated(done.stdout, "capacity"), done.stderr
 
 
+@pytest.mark.parametrize("query", ["", "?transport=tcp"], ids=["udp", "tcp"])
 def test_a_quota_of_ten_stops_at_486_after_exactly_ten_and_releases_all(
-        coturn: StartCoturn) -> None:
+        coturn: StartCoturn, query: str) -> None:
     server = coturn("--user-quota=10")
-    code, document, _ = capacity(server, 30)
+    code, document, _ = capacity(server, 30, query=query)
     assert code == 1
     assert document["allocations_ok"] == 10
     assert document["first_error"] == {"error_code": 486,
@@ -50,13 +52,13 @@ def test_a_quota_of_ten_stops_at_486_after_exactly_ten_and_releases_all(
     assert 0 < document["allocate_ms"]["p50"] <= document["allocate_ms"]["p99"]
     # Released: after coturn's quota timer the same user gets the whole quota again.
     time.sleep(QUOTA_TIMER)
-    code, again, _ = capacity(server, 10)
+    code, again, _ = capacity(server, 10, query=query)
     assert (code, again["allocations_ok"], again["first_error"]) == (0, 10, None)
 
 
 def test_a_two_port_relay_range_stops_at_508_after_two_and_releases_them(
         coturn: StartCoturn) -> None:
-    server = coturn("--user-quota=3", relay_ports=relay_range(2))
+    server = coturn(relay_ports=relay_range(2))
     code, document, _ = capacity(server, 10)
     assert code == 1
     assert document["allocations_ok"] == 2
@@ -65,13 +67,25 @@ def test_a_two_port_relay_range_stops_at_508_after_two_and_releases_them(
     assert (first["error_code"], first["error_text"], first["after"]) == (
         508, "Cannot create socket", 2)
     assert document["released"] == 2
-    # The two ports are free again, and so is the quota: the session the 508 left would
-    # otherwise hold one of the user's three allocations (a 486 after two), for about 60 s.
+    # Both ports are free again once coturn's timer has run.
     time.sleep(QUOTA_TIMER)
-    code, again, _ = capacity(server, 3)
-    assert code == 1
-    assert again["allocations_ok"] == 2
-    assert again["first_error"]["error_code"] == 508, again
+    code, again, _ = capacity(server, 2)
+    assert (code, again["allocations_ok"], again["first_error"]) == (0, 2, None)
+
+
+def test_the_session_a_508_leaves_does_not_keep_a_unit_of_quota(coturn: StartCoturn) -> None:
+    # Three Allocates against a quota of three and two relay ports: two granted, the third
+    # refused with 508. coturn 4.6.1 keeps that 5-tuple's session holding one unit of the
+    # user's quota (for about a minute) unless iceprobe ends it; the same run again would then
+    # get a 486 for its third Allocate instead of the 508. (With more than three in flight,
+    # which of 486 and 508 comes first is a race in the server.)
+    server = coturn("--user-quota=3", relay_ports=relay_range(2))
+    for _ in range(2):
+        code, document, _ = capacity(server, 3)
+        assert code == 1
+        assert document["allocations_ok"] == 2 and document["released"] == 2
+        assert document["first_error"]["error_code"] == 508, document
+        time.sleep(QUOTA_TIMER)
 
 
 def test_reaching_max_allocations_is_exit_0_and_the_table_says_so(

@@ -55,8 +55,10 @@ def coturn(lab: LabNetwork) -> Iterator[Callable[..., Coturn]]:
     started: list[Coturn] = []
 
     def start(*extra: str, ip: str | None = None, tls: tuple[str, str] | None = None,
-              relay_ip: str | None = None) -> Coturn:
-        server = start_coturn(ip or lab.ipv4, *extra, tls=tls, relay_ip=relay_ip)
+              relay_ip: str | None = None, relay_ports: tuple[int, int] | None = None
+              ) -> Coturn:
+        server = start_coturn(ip or lab.ipv4, *extra, tls=tls, relay_ip=relay_ip,
+                              relay_ports=relay_ports)
         started.append(server)
         return server
 

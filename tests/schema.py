@@ -11,7 +11,7 @@ from jsonschema import Draft202012Validator
 
 from iceprobe.schemas import load
 
-Kind = Literal["gather", "relay", "analyze", "explain", "results", "check"]
+Kind = Literal["gather", "relay", "analyze", "explain", "results", "check", "capacity"]
 
 
 @functools.cache

@@ -43,6 +43,7 @@ class InternalError(Exception):
 #: (kept equal to the command's own by a test), so that listing them imports none of them.
 COMMANDS: dict[str, str] = {
     "analyze": "Diagnose what a browser recorded: each PeerConnection of each FILE.",
+    "capacity": "Load-test your own TURN server: how many allocations, how fast.",
     "check": "Probe the targets of a fleet file concurrently and report each check.",
     "explain": "Explain a STUN/TURN/browser error code, a browser errorText or a 701 cause.",
     "exporter": "Serve Prometheus metrics of probes of the fleet file's targets.",

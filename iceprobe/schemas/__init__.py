@@ -1,5 +1,6 @@
 """The JSON Schemas (draft 2020-12) of iceprobe's JSON documents, shipped with the package:
-`gather`, `relay`, `analyze`, `explain`, `results` and `check` (docs/json.md describes every key).
+`gather`, `relay`, `analyze`, `explain`, `results`, `check` and `capacity` (docs/json.md
+describes every key).
 
     from iceprobe.schemas import load
     schema = load("gather")
@@ -13,11 +14,11 @@ import json
 from importlib import resources
 from typing import Any
 
-NAMES = ("gather", "relay", "analyze", "explain", "results", "check")
+NAMES = ("gather", "relay", "analyze", "explain", "results", "check", "capacity")
 
 
 def load(name: str) -> dict[str, Any]:
-    """The schema of one document: gather, relay, analyze or explain."""
+    """The schema of one document: one of NAMES."""
     if name not in NAMES:
         raise ValueError(f"no schema {name!r} (known: {', '.join(NAMES)})")
     text = resources.files(__name__).joinpath(f"{name}.schema.json").read_text("utf-8")

@@ -235,6 +235,23 @@ def check_schema() -> Schema:
          "interrupted": BOOLEAN, "targets": _array(target)}))
 
 
+def capacity_schema() -> Schema:
+    count: Schema = {"type": "integer", "minimum": 0}
+    first_error = _object(
+        {"error_code": CODE, "error_text": STRING, "cause": {"enum": _values(Cause)},
+         "after": count},
+        description="The first Allocate that failed (486 quota, 508 capacity, or any other "
+                    "error), and how many allocations the server granted before it.")
+    return _document("capacity", "iceprobe capacity --json", _object(
+        {**_header(), "url": STRING, "server_address": _nullable(STRING),
+         "started_at": STRING, "duration_ms": MS,
+         "max_allocations": {"type": "integer", "minimum": 1, "maximum": 100},
+         "allocations_ok": count, "allocations_per_s": _nullable(NUMBER),
+         "allocate_ms": _object({"p50": _nullable(MS), "p99": _nullable(MS)}),
+         "first_error": _nullable(first_error), "released": count,
+         "interrupted": BOOLEAN}))
+
+
 def explain_schema() -> Schema:
     entry = _object(
         {"code": CODE, "name": STRING, "reference": STRING,
@@ -248,7 +265,8 @@ def explain_schema() -> Schema:
 
 
 SCHEMAS = {"gather": gather_schema, "relay": relay_schema, "analyze": analyze_schema,
-           "explain": explain_schema, "results": results_schema, "check": check_schema}
+           "explain": explain_schema, "results": results_schema, "check": check_schema,
+           "capacity": capacity_schema}
 
 
 def rendered(name: str) -> str:

@@ -20,11 +20,23 @@ LAB_REALM = "lab"
 # servers on one port would silently share the traffic.
 _listening_ports = itertools.count(40000, 2)
 _relay_ports = itertools.count(50000, 32)
+#: Relay ranges of a size a test chooses (relay_range): below the kernel's ephemeral ports
+#: (32768 on), so that no client socket of the test takes one of them.
+_sized_relay_ports = itertools.count(20000, 256)
 
 
 def free_port() -> int:
     """A port number no lab server uses (nothing listens on it)."""
     return next(_listening_ports)
+
+
+def relay_range(count: int) -> tuple[int, int]:
+    """A relay port range of `count` ports (at most 256) that no other lab server uses, for
+    start_coturn's `relay_ports`."""
+    if not 1 <= count <= 256:
+        raise ValueError(f"a relay range of {count} ports")
+    first = next(_sized_relay_ports)
+    return first, first + count - 1
 
 
 @dataclass

@@ -182,8 +182,8 @@ def test_help_lists_every_command_and_an_unknown_one_is_a_usage_error() -> None:
     unknown = run("frobnicate")
     assert unknown.returncode == cli.ExitCode.USAGE
     assert unknown.stderr == ("iceprobe: error: no such command 'frobnicate' (commands: "
-                              "analyze, check, explain, exporter, gather, link, relay, "
-                              "results, serve)\n")
+                              "analyze, capacity, check, explain, exporter, gather, link, "
+                              "relay, results, serve)\n")
 
 
 @pytest.mark.parametrize("args", [["--help"], ["--version"]])

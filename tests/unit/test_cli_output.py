@@ -257,8 +257,8 @@ def test_completion_prints_a_script_for_each_shell(shell: str, marker: str) -> N
 def test_completion_offers_commands_and_their_options() -> None:
     assert complete("bash", "iceprobe ga", 1).splitlines() == ["plain,gather"]
     assert complete("bash", "iceprobe ", 1).splitlines() == [
-        "plain,analyze", "plain,check", "plain,explain", "plain,exporter", "plain,gather",
-        "plain,link", "plain,relay", "plain,results", "plain,serve"]
+        "plain,analyze", "plain,capacity", "plain,check", "plain,explain", "plain,exporter",
+        "plain,gather", "plain,link", "plain,relay", "plain,results", "plain,serve"]
     assert "plain,--timeout" in complete("bash", "iceprobe gather --ti", 2).splitlines()
     assert "plain,--output" in complete("bash", "iceprobe analyze --out", 2).splitlines()
 

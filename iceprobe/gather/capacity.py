@@ -29,7 +29,7 @@ from . import probes
 from .channel import Channel, ProbeFailure, describe, remaining
 from .local import ResolutionError, resolve
 from .options import GatherOptions, tls_context
-from .run import _allow_descriptors
+from .run import allow_descriptors
 from .stream import open_stream
 from .udp import open_udp
 
@@ -123,7 +123,7 @@ async def measure_capacity(spec: ServerSpec, options: CapacityOptions,
         except (ssl.SSLError, OSError) as exc:
             text = f"cannot set up TLS: {exc}"
             return result(None, CapacityError(701, text, Cause.TLS, 0), 0, False)
-    _allow_descriptors(options.max_allocations + 64)
+    allow_descriptors(options.max_allocations + 64)
     run = _Run(options, spec, server, "::" if ":" in server[0] else "0.0.0.0", tls)
     error: CapacityError | None = None
     interrupted = False

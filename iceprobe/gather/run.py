@@ -79,7 +79,7 @@ async def gather(servers: Sequence[ServerSpec], options: GatherOptions,
     tls = _early_tls_context(options, servers)
     started_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
     started = time.monotonic()
-    _allow_descriptors(options.concurrency + _SPARE_DESCRIPTORS)
+    allow_descriptors(options.concurrency + _SPARE_DESCRIPTORS)
     run = Run(options, started, started + options.timeout, [],
               asyncio.Semaphore(max(1, options.concurrency)), tls)
     host_sockets, host_candidates = bind_host_sockets(run)
@@ -125,7 +125,7 @@ def _early_tls_context(options: GatherOptions,
 _SPARE_DESCRIPTORS = 64
 
 
-def _allow_descriptors(wanted: int) -> None:
+def allow_descriptors(wanted: int) -> None:
     """Raise the soft open-files limit (often 1024) towards `wanted`, within the hard limit,
     so that --concurrency probes can each hold a socket. Where it cannot be raised, a probe
     that finds no descriptor becomes a `socket` error event, never a crash."""

@@ -161,9 +161,8 @@ class BlockingChannel:
 def refused(response: Response, request: str) -> ProbeFailure:
     """An error response to a request after the allocation, as a failure."""
     code = response.error_code or 0
-    reason = f" {response.reason!r}" if response.reason else ""
-    return ProbeFailure(Cause.RESPONSE, f"{request} refused: {code}{reason}", code=code,
-                        problem=request)
+    return ProbeFailure(Cause.RESPONSE, response.reason or f"{request} refused with {code}",
+                        code=code, problem=request)
 
 
 @dataclass(eq=False)

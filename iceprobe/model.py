@@ -304,6 +304,10 @@ class TurnExchange:
     rtt_ms: float | None = None
 
 
+#: A sweep step whose loss (or shortfall) is above this share is past the knee.
+KNEE_LOSS = 0.01
+
+
 @dataclass(frozen=True)
 class Percentiles:
     """Summary of a set of samples in microseconds, with the 99th percentile."""
@@ -330,6 +334,12 @@ class SweepStep:
     #: The client could not send at the offered rate (its CPU, or its UDP socket): the step
     #: measures the client, not the server.
     client_bound: bool = False
+
+    @property
+    def past_knee(self) -> bool:
+        """More than 1 % lost, or delivered more than 1 % short of the offered rate (a
+        stream the server does not read fast enough loses nothing, but falls behind)."""
+        return self.loss > KNEE_LOSS or self.delivered_pps < (1 - KNEE_LOSS) * self.offered_pps
 
 
 @dataclass(frozen=True)
@@ -362,7 +372,7 @@ class PlaneMeasurement:
     sweep: tuple[SweepStep, ...] = ()
     #: With a sweep: the lowest offered rate whose loss exceeded 1 %; None when none did.
     knee_pps: float | None = None
-    #: With a sweep: the payload size the knee was found at.
+    #: With a sweep: the payload size the knee was found at (the largest that had one).
     knee_payload_bytes: int | None = None
 
     @property

@@ -63,10 +63,17 @@ log = logging.getLogger("iceprobe.plane")
 #: Releasing every allocation may take this long (seconds), stopped or not.
 RELEASE_BUDGET = 1.5
 #: A sweep never takes longer than this (seconds), whatever its steps.
-SWEEP_BUDGET = 60.0
+SWEEP_BUDGET = 90.0
+#: After a step past the knee, the sweep rests this long: the server's queues and a
+#: limiter counting bytes per second (coturn's max-bps) recover, and the next step is not
+#: charged for this one's excess.
+SETTLE = 1.0
 #: The client's own CPU, in CPU seconds per second, from which it is the likely limit.
 CPU_BOUND = 0.9
 TOPOLOGIES = ("relay-relay", "relay-peer")
+#: After a 486, how long to wait for the quota the allocation check held (coturn frees a
+#: released allocation's quota about 1 s later).
+QUOTA_TIMER = 1.2
 
 
 @dataclass(frozen=True)
@@ -82,7 +89,9 @@ class PlaneOptions:
     #: The payload sizes swept, in order; each from `sweep_start` packets/s (all flows
     #: together) upwards by `sweep_factor`, then bisected to `sweep_precision`.
     sweep_sizes: tuple[int, ...] = (64, 1200)
-    sweep_step: float = 0.5
+    #: Two seconds always hold one whole second of the wall clock: a limiter that counts
+    #: bytes per second (coturn's max-bps does) cannot pass a step on its bursts.
+    sweep_step: float = 2.0
     sweep_start: float = 200.0
     sweep_factor: float = 2.0
     sweep_limit: float = 400_000.0
@@ -138,7 +147,7 @@ class _Run:
 
     def measure(self) -> RelayCheck:
         options = self.options
-        deadline = self.started + options.setup_timeout
+        deadline = self.started + options.setup_timeout + QUOTA_TIMER
         try:
             server = _resolve(self.spec)
             for index in range(options.flows):
@@ -166,11 +175,23 @@ class _Run:
 
     def _allocate(self, server: Address, deadline: float) -> Relay:
         self.step = RelayStep.ALLOCATE
-        link = self._link(server, deadline)
-        relay = allocate(link, self.spec.transport.value, self.options.credentials,
-                         deadline, self.pending, self.stop)
-        self.relays.append(relay)
-        return relay
+        for attempt in range(2):
+            link = self._link(server, deadline)
+            try:
+                relay = allocate(link, self.spec.transport.value, self.options.credentials,
+                                 deadline, self.pending, self.stop)
+            except ProbeFailure as failure:
+                # The allocation check (or the WebRTC check) just before released its
+                # allocations, but coturn frees their quota on a 1 s timer (LAB.md): a 486
+                # now may be those. Once more, after it.
+                if failure.code != 486 or attempt or self.stop.wait(QUOTA_TIMER):
+                    raise
+                log.debug("486 right after the allocation check: again in %.1f s",
+                          QUOTA_TIMER)
+                continue
+            self.relays.append(relay)
+            return relay
+        raise AssertionError("unreachable")
 
     def _flow(self, index: int, server: Address, deadline: float) -> Flow:
         sender = self._allocate(server, deadline)
@@ -213,9 +234,10 @@ class _Run:
                     if rate is None:
                         break
                     step = None
-                    # A lossy step is measured once more and the better kept: a passing
-                    # burst of load on this machine is not the server's knee.
-                    for _ in range(2):
+                    # The first lossy step of a series is measured once more and the better
+                    # kept: a passing burst of load on this machine is not the server's knee.
+                    first_loss = not any(is_past_knee(s) for s in series)
+                    for _ in range(2 if first_loss else 1):
                         done = run_phase(self.flows, upkeep, phase, rate,
                                          options.sweep_step, max(MIN_PAYLOAD, size), self.stop)
                         phase += 1
@@ -233,6 +255,8 @@ class _Run:
                     if done.interrupted or done.broken is not None or step is None:
                         broken = done.broken
                         break
+                    if step.past_knee and self.stop.wait(SETTLE):
+                        break
                     log.debug("sweep %d B at %.0f pps: sent %.0f, delivered %.0f pps, "
                               "loss %.2f%%, client CPU %.2f", size, rate, step.sent_pps,
                               step.delivered_pps, step.loss * 100,
@@ -249,8 +273,10 @@ class _Run:
                 broken: str | None) -> RelayCheck:
         options = self.options
         tally = merge(zip(steady.sent, steady.tallies, strict=True))
+        # The knee at the largest payload first: bandwidth limits bite there first, and
+        # video sends large packets.
         knee_pps, knee_size = None, None
-        for size in options.sweep_sizes:
+        for size in sorted(options.sweep_sizes, reverse=True):
             found = knee([s for s in steps if s.payload_bytes == size])
             if found is not None and knee_pps is None:
                 knee_pps, knee_size = found, size

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 from ..model import Percentiles, SweepStep
 
-#: A sweep step whose loss is above this is past the knee.
-KNEE_LOSS = 0.01
 #: A step where the client sent less than this share of the offered rate was limited by the
 #: client itself (its CPU, its socket), not by the server.
 CLIENT_SHORTFALL = 0.9
+#: A sweep that finds loss at every rate goes no lower than this (packets/s).
+MIN_RATE = 5.0
 
 
 class FlowTally:
@@ -147,10 +147,7 @@ def sweep_step(payload_bytes: int, offered_pps: float, sent: int, tally: Tally,
 
 
 def is_past_knee(step: SweepStep) -> bool:
-    """More than KNEE_LOSS of the packets lost, or delivered short of the offered rate by
-    as much (a stream the server does not read fast enough loses nothing, but falls
-    behind)."""
-    return step.loss > KNEE_LOSS or step.delivered_pps < (1 - KNEE_LOSS) * step.offered_pps
+    return step.past_knee
 
 
 def is_client_bound(step: SweepStep) -> bool:
@@ -159,7 +156,7 @@ def is_client_bound(step: SweepStep) -> bool:
 
 
 def knee(steps: Sequence[SweepStep]) -> float | None:
-    """The lowest offered rate at which loss exceeded KNEE_LOSS, among steps the client kept
+    """The lowest offered rate past the knee (SweepStep.past_knee), among steps the client kept
     up with; None when no such step."""
     lossy = [s.offered_pps for s in steps if is_past_knee(s) and not is_client_bound(s)]
     return min(lossy) if lossy else None
@@ -168,9 +165,10 @@ def knee(steps: Sequence[SweepStep]) -> float | None:
 def next_rate(measured: Sequence[SweepStep], start: float, factor: float, limit: float,
               precision: float) -> float | None:
     """The next offered rate of a sweep at one payload size: `start`, then `factor` times
-    the last while every step was clean, then halfway between the best clean step and the
-    worst lossy one until they are within `precision` (a share) of each other; None when
-    done (the knee found, the limit reached, or the client fell behind)."""
+    the last while every step was clean (or divided by it while every step was lossy, down
+    to MIN_RATE), then halfway between the best clean step and the worst lossy one until
+    they are within `precision` (a share) of each other; None when done (the knee found,
+    the limit reached, or the client fell behind)."""
     if not measured:
         return start
     if any(is_client_bound(s) for s in measured):
@@ -182,6 +180,9 @@ def next_rate(measured: Sequence[SweepStep], start: float, factor: float, limit:
         return following if following <= limit * (1 + 1e-9) else None
     high = min(lossy)
     low = max((c for c in clean if c < high), default=0.0)
-    if low <= 0 or high - low <= precision * high:
+    if low <= 0:
+        lower = high / factor
+        return lower if lower >= MIN_RATE else None
+    if high - low <= precision * high:
         return None
     return (low + high) / 2

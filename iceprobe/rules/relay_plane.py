@@ -3,6 +3,8 @@ calls, in voice-call and 720p-video equivalents, and the sweep's shape of a band
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..model import Confidence, PlaneMeasurement, Severity, SweepStep, Verdict
 from .evidence import Evidence
 
@@ -18,8 +20,8 @@ VIDEO_720P_BPS = (1.5e6, 2.5e6)
 #: The sweep's shape of a bandwidth cap: at the large payload, the knee's packet rate is at
 #: most this share of what the small payload reached (bytes are the limit, not packets)...
 _BYTES_NOT_PACKETS = 0.5
-#: ...and past the knee the delivered rate stays within this of the best clean step's while
-#: the offered rate rises (flat, not collapsing).
+#: ...and past the knee the delivered rates stay within this of each other while the offered
+#: rate rises (flat), and not this far below the best clean step's (not collapsing).
 _FLAT = 0.25
 
 
@@ -57,37 +59,61 @@ def knee_sentence(plane: PlaneMeasurement) -> str:
 
 
 def _best_clean(steps: list[SweepStep]) -> SweepStep | None:
-    clean = [s for s in steps if s.loss <= 0.01 and not s.client_bound
-             and s.delivered_pps >= 0.99 * s.offered_pps]
+    clean = [s for s in steps if not s.past_knee and not s.client_bound]
     return max(clean, key=lambda s: s.offered_pps, default=None)
 
 
-def bandwidth_cap(plane: PlaneMeasurement) -> SweepStep | None:
-    """The best clean step of the sweep when its shape is a bandwidth cap, else None: at the
-    largest payload the delivered rate stays flat while the offered rate rises past the
-    knee, and the smallest payload went to a packet rate at least twice as high (so bytes,
-    not packets, are the limit: coturn max-bps or bps-capacity, or the link)."""
+@dataclass(frozen=True)
+class Cap:
+    """The sweep's evidence of a bandwidth cap, at the largest payload size."""
+
+    #: The highest step that passed cleanly (the cap is at least this), or None.
+    clean: SweepStep | None
+    #: The steps past the knee, by offered rate.
+    lossy: tuple[SweepStep, ...]
+    #: The packet rate the smallest payload reached.
+    small_pps: float
+
+    @property
+    def bps(self) -> float:
+        """The cap, bits per second of payload: what passed cleanly, else the least that
+        passed past the knee."""
+        if self.clean is not None:
+            return self.clean.mbit_s * 1e6
+        return min(s.mbit_s for s in self.lossy) * 1e6
+
+
+def bandwidth_cap(plane: PlaneMeasurement) -> Cap | None:
+    """The sweep's shape of a bandwidth cap, or None. At the largest payload: at least two
+    steps past the knee, over offered rates at least 1.2 times apart, the most offered one
+    held clearly below its offered rate (at most 95 % delivered) without collapsing (at
+    least 75 % of what passed cleanly): delivery stays flat while the offered rate rises.
+    And the smallest payload reached a packet rate at least twice as high, so that bytes,
+    not packets, are the limit (coturn max-bps or bps-capacity, or the link). A limiter that
+    counts bytes per whole second lets a step pass up to half as much again as its rate, so
+    "flat" allows that much."""
     sizes = sorted({s.payload_bytes for s in plane.sweep})
     if len(sizes) < 2:
         return None
     large = [s for s in plane.sweep if s.payload_bytes == sizes[-1]]
     small = [s for s in plane.sweep if s.payload_bytes == sizes[0]]
-    best = _best_clean(large)
-    lossy = [s for s in large if s.offered_pps > (best.offered_pps if best else 0)
-             and not s.client_bound]
-    if best is None or not lossy:
+    lossy = tuple(sorted((s for s in large if s.past_knee and not s.client_bound),
+                         key=lambda s: s.offered_pps))
+    if len(lossy) < 2 or lossy[-1].offered_pps < 1.2 * lossy[0].offered_pps:
         return None
-    top = max(lossy, key=lambda s: s.offered_pps)
-    if top.offered_pps < 1.2 * best.offered_pps:
-        return None  # the offered rate did not rise far enough to show a shape
-    if abs(top.delivered_pps - best.delivered_pps) > _FLAT * best.delivered_pps:
-        return None  # delivery collapsed or kept rising: not a cap
+    top = lossy[-1]
+    if top.delivered_pps > 0.95 * top.offered_pps:
+        return None  # barely past the knee: no shape to read
+    clean = _best_clean(large)
+    if clean is not None and top.delivered_pps < (1 - _FLAT) * clean.delivered_pps:
+        return None  # delivery collapsed under load: an overloaded server, not a cap
     reached = _best_clean(small)
     small_pps = max([s.delivered_pps for s in small if not s.client_bound]
                     + ([reached.delivered_pps] if reached else []), default=0.0)
-    if small_pps * _BYTES_NOT_PACKETS < best.delivered_pps:
+    plateau = clean.delivered_pps if clean is not None else lossy[0].delivered_pps
+    if small_pps * _BYTES_NOT_PACKETS < plateau:
         return None  # small packets hit the same packet rate: a packet limit, not bytes
-    return best
+    return Cap(clean, lossy, small_pps)
 
 
 def relay_bandwidth_limited(evidence: Evidence) -> list[Verdict]:
@@ -97,25 +123,25 @@ def relay_bandwidth_limited(evidence: Evidence) -> list[Verdict]:
         plane = check.plane
         if not check.ok or plane is None:
             continue
-        best = bandwidth_cap(plane)
-        if best is None:
+        cap = bandwidth_cap(plane)
+        if cap is None:
             continue
-        large = [s for s in plane.sweep if s.payload_bytes == best.payload_bytes]
-        top = max(large, key=lambda s: s.offered_pps)
-        small = [s for s in plane.sweep if s.payload_bytes != best.payload_bytes]
-        small_pps = max((s.delivered_pps for s in small), default=0.0)
-        bps = best.mbit_s * 1e6
+        low, top = cap.lossy[0], cap.lossy[-1]
+        size = top.payload_bytes
+        delivered = sorted(s.delivered_pps for s in cap.lossy)
+        passed = ("" if cap.clean is None else
+                  f"{cap.clean.offered_pps:,.0f} packets/s passed cleanly, and ")
         flows = "" if plane.flows == 1 else f" across {plane.flows} flows"
         verdicts.append(Verdict(
             id="relay-bandwidth-limited", severity=Severity.WARN,
-            title=f"{check.server.url} caps the bandwidth at about {describe_rate(bps)}"
-                  f"{flows}",
-            detail=f"At {best.payload_bytes}-byte payloads the delivered rate stayed near "
-                   f"{best.delivered_pps:,.0f} packets/s ({best.mbit_s:.1f} Mbit/s) while the "
-                   f"offered rate rose to {top.offered_pps:,.0f} packets/s (loss "
-                   f"{top.loss:.0%}), yet small packets passed at {small_pps:,.0f} packets/s: "
-                   f"the limit is in bytes, not packets. {for_calls(bps, plane.crossings == 4)}"
-                   ".",
+            title=f"{check.server.url} caps the bandwidth at about "
+                  f"{describe_rate(cap.bps)}{flows}",
+            detail=f"At {size}-byte payloads {passed}while the offered rate rose from "
+                   f"{low.offered_pps:,.0f} to {top.offered_pps:,.0f} packets/s the delivered "
+                   f"rate stayed between {delivered[0]:,.0f} and {delivered[-1]:,.0f} "
+                   f"(loss up to {max(s.loss for s in cap.lossy):.0%}), yet small packets "
+                   f"passed at {cap.small_pps:,.0f} packets/s: the limit is in bytes, not "
+                   f"packets. {for_calls(cap.bps, plane.crossings == 4)}.",
             hint="This is the shape of a bandwidth cap: coturn's max-bps (per session) or "
                  "bps-capacity (whole server), or the server's link. Raise or remove the cap "
                  "if calls need more; video calls need 1.5-2.5 Mbit/s per 720p stream.",

@@ -66,6 +66,10 @@ def step(size: int, offered: float, delivered: float | None = None,
 CAPPED = (step(64, 200), step(64, 400), step(64, 800), step(64, 1600), step(64, 3200),
           step(1200, 25), step(1200, 50), step(1200, 100), step(1200, 200, 124),
           step(1200, 150, 123), step(1200, 125), step(1200, 137, 124))
+#: The same cap as a real sweep shows it with 2 s steps: a limiter counting bytes per whole
+#: second lets a step touching three seconds pass up to half as much again.
+CAPPED_BURSTY = (*CAPPED[:5], step(1200, 200, 186), step(1200, 100), step(1200, 150, 134),
+                 step(1200, 125), step(1200, 138, 127), step(1200, 131, 128))
 
 
 def judge(*checks: RelayCheck, **options: Any) -> dict[str, Verdict]:
@@ -108,8 +112,22 @@ def test_a_flat_delivered_rate_at_large_packets_only_is_relay_bandwidth_limited(
     assert verdict.severity is Severity.WARN
     assert "1.2 Mbit/s" in verdict.title
     assert "max-bps" in verdict.hint
+    # 125 packets/s of 1200 bytes passed cleanly: 1.2 Mbit/s, 24 voice calls.
+    assert "125 packets/s passed cleanly" in verdict.detail
+    assert "between 123 and 124" in verdict.detail
     assert "24 voice calls" in verdict.detail and "0 720p video streams" in verdict.detail
     assert "relay-bandwidth-limited" in VERDICT_IDS
+
+
+def test_a_cap_seen_through_per_second_bursts_is_still_relay_bandwidth_limited() -> None:
+    found = judge(check_of(plane(sweep=CAPPED_BURSTY)))
+    assert "relay-bandwidth-limited" in found
+    assert "131" not in found["relay-bandwidth-limited"].title
+
+
+def test_a_step_barely_past_the_knee_shows_no_shape() -> None:
+    marginal = (*CAPPED[:5], step(1200, 100), step(1200, 200, 195), step(1200, 150, 148))
+    assert "relay-bandwidth-limited" not in judge(check_of(plane(sweep=marginal)))
 
 
 def test_the_same_packet_rate_at_every_size_is_not_a_bandwidth_cap() -> None:

@@ -163,3 +163,21 @@ def test_channel_data_is_padded_to_four_bytes_over_a_stream_only() -> None:
     # A STUN header: 20 bytes plus its length field.
     assert frame_length(bytes([0x01, 0x01, 0x00, 0x08]) + bytes(16)) == 28
     assert frame_length(bytes([0xC0, 0, 0, 0])) is None
+
+
+def test_a_sweep_lossy_from_its_start_goes_down_to_find_clean_ground() -> None:
+    measured: list[SweepStep] = []
+    capacity = 60.0
+    while (rate := next_rate(measured, 200, 2, 100_000, 0.08)) is not None:
+        measured.append(step(rate, 0.2 if rate > capacity else 0.0))
+    assert [s.offered_pps for s in measured][:3] == [200, 100, 50]
+    found = knee(measured)
+    assert found is not None and capacity < found <= capacity * 1.09
+
+
+def test_a_sweep_lossy_at_every_rate_gives_up_at_the_floor() -> None:
+    measured: list[SweepStep] = []
+    while (rate := next_rate(measured, 200, 2, 100_000, 0.08)) is not None:
+        measured.append(step(rate, 0.5))
+    assert min(s.offered_pps for s in measured) >= 5
+    assert knee(measured) == min(s.offered_pps for s in measured)

@@ -1,0 +1,182 @@
+"""`iceprobe relay`'s TURN data plane against real coturn: clean paths over UDP and TCP with
+round trips in microseconds, a loss knee made by coturn's --max-bps, loss injected on the
+relay ports with nftables, reordering and duplicates from a misbehaving proxy of our own,
+and SIGINT in the middle of a sweep releasing every allocation."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from tests.lab.netns import LabNetwork
+from tests.lab.plane_proxy import MisbehavingProxy
+from tests.lab.servers import LAB_PASSWORD, LAB_USER, Coturn
+from tests.lab.test_interrupt_lab import QUOTA_TIMER, STOP_BOUND, Watched
+from tests.schema import validated
+
+pytestmark = pytest.mark.lab
+
+StartCoturn = Callable[..., Coturn]
+
+
+def relay(*args: str, timeout: float = 150) -> tuple[int, dict[str, Any]]:
+    done = subprocess.run([sys.executable, "-m", "iceprobe", "relay", "-u", LAB_USER,
+                           "-p", LAB_PASSWORD, "--no-webrtc", "--json", *args],
+                          capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ))
+    assert done.stderr == "", done.stderr
+    return done.returncode, validated(done.stdout, "relay")
+
+
+def engine_entry(document: dict[str, Any]) -> dict[str, Any]:
+    [entry] = document["relay"]
+    assert entry["engine"] == "turn"
+    return dict(entry)
+
+
+def verdicts(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {v["id"]: v for v in document["verdicts"]}
+
+
+@pytest.mark.parametrize("query, topology", [
+    ("", "relay-relay"), ("?transport=tcp", "relay-relay"), ("", "relay-peer")],
+    ids=["udp", "tcp", "udp-peer"])
+def test_a_clean_path_loses_nothing_at_a_modest_rate_with_rtt_in_microseconds(
+        coturn: StartCoturn, query: str, topology: str) -> None:
+    server = coturn()
+    code, document = relay("--turn", server.url(query=query), "--rate", "200",
+                           "--duration", "1", "--topology", topology)
+    assert code == 0, document["verdicts"]
+    entry = engine_entry(document)
+    assert entry["ok"] and entry["failed_step"] is None
+    assert entry["topology"] == topology
+    assert entry["crossings"] == (4 if topology == "relay-relay" else 2)
+    assert entry["echo"]["sent"] == entry["echo"]["received"] == 200
+    assert entry["loss"] == 0 and entry["reordered"] == 0 and entry["duplicates"] == 0
+    rtt = entry["rtt_us"]
+    # Microseconds, not milliseconds rounded to zero: coturn on this machine answers in
+    # tens to thousands of them, and the clock resolves far below that.
+    assert 10 < rtt["min"] <= rtt["median"] <= rtt["p95"] <= rtt["p99"] <= rtt["max"] < 100_000
+    assert rtt["median"] != round(rtt["median"], -3) or rtt["min"] != round(rtt["min"], -3)
+    assert entry["clock_resolution_us"] <= 10
+    assert entry["jitter_us"] is not None and entry["jitter_us"] >= 0
+    assert 0 < entry["client_cpu"] < 1 and entry["client_bound"] is False
+    first, last = server.relay_ports
+    assert first <= entry["pair"]["local_port"] <= last
+    assert entry["pair"]["relay_protocol"] == ("tcp" if query else "udp")
+    ok = verdicts(document)["relay-data-path-ok"]
+    assert "µs" in ok["detail"]
+    if topology == "relay-relay":
+        assert "twice each way" in ok["detail"]
+
+
+def test_a_max_bps_cap_is_the_knee_within_20_percent_and_named(coturn: StartCoturn) -> None:
+    cap = 150_000  # bytes per second per session
+    server = coturn(f"--max-bps={cap}")
+    code, document = relay("--turn", server.url(), "--sweep")
+    entry = engine_entry(document)
+    assert entry["ok"], entry["failure"]
+    assert entry["knee_payload_bytes"] == 1200, entry["sweep"]
+    # coturn counts the ChannelData message: 4 header bytes and the payload.
+    expected_pps = cap / (1200 + 4)
+    assert abs(entry["knee_pps"] - expected_pps) <= 0.2 * expected_pps, entry["sweep"]
+    sizes = {step["payload_bytes"] for step in entry["sweep"]}
+    assert sizes == {64, 1200}
+    found = verdicts(document)
+    shape = [(s["payload_bytes"], s["offered_pps"], s["delivered_pps"]) for s in entry["sweep"]]
+    assert "relay-bandwidth-limited" in found, str(shape[5:])
+    limited = found["relay-bandwidth-limited"]
+    assert limited["severity"] == "warn" and "max-bps" in limited["hint"]
+    assert "voice call" in limited["detail"] and "720p" in limited["detail"]
+    assert code == 0  # a warning, not a failure
+
+
+@contextmanager
+def random_drop(first: int, last: int, percent: int) -> Iterator[None]:
+    """Drop `percent` % of the UDP datagrams to the relay ports, at random (nftables)."""
+    def nft(*words: str) -> None:
+        subprocess.run(["nft", *words], check=True, capture_output=True, text=True)
+
+    nft("add", "table", "inet", "iceprobe_plane_drop")
+    try:
+        nft("add", "chain", "inet", "iceprobe_plane_drop", "input",
+            "{ type filter hook input priority 0 ; }")
+        nft("add", "rule", "inet", "iceprobe_plane_drop", "input", "udp", "dport",
+            f"{first}-{last}", "numgen", "random", "mod", "100", "lt", str(percent), "drop")
+        yield
+    finally:
+        nft("delete", "table", "inet", "iceprobe_plane_drop")
+
+
+def test_five_percent_dropped_on_the_relay_ports_is_measured_as_five_percent(
+        coturn: StartCoturn) -> None:
+    server = coturn()
+    first, last = server.relay_ports
+    # relay-peer: each round trip reaches a relay port once (the peer's echo), so the loss
+    # per round trip is the rule's 5 %. 3000 packets: a standard deviation of 0.4 %.
+    with random_drop(first, last, 5):
+        code, document = relay("--turn", server.url(), "--topology", "relay-peer",
+                               "--rate", "1500", "--duration", "2")
+    entry = engine_entry(document)
+    assert entry["ok"], entry["failure"]
+    assert entry["echo"]["sent"] == 3000
+    assert 0.03 <= entry["loss"] <= 0.07, entry["loss"]
+    lossy = verdicts(document)["relay-lossy"]
+    assert lossy["severity"] == "warn" and "1500 packets/s" in lossy["detail"]
+    assert code == 0
+
+
+def test_reordering_and_duplicates_from_a_proxy_are_counted(lab: LabNetwork,
+                                                            coturn: StartCoturn) -> None:
+    server = coturn()
+    proxy = MisbehavingProxy(lab.ipv4, (server.ip, server.port), duplicate_every=10,
+                             reorder_every=7)
+    try:
+        code, document = relay("--turn", f"turn:{lab.ipv4}:{proxy.port}", "--topology",
+                               "relay-peer", "--rate", "200", "--duration", "1")
+    finally:
+        proxy.close()
+    entry = engine_entry(document)
+    assert entry["ok"], entry["failure"]
+    assert entry["echo"]["received"] == entry["echo"]["sent"] == 200
+    assert proxy.channel_data >= 200 and proxy.duplicated >= 15 and proxy.reordered >= 20
+    assert entry["reordered"] == proxy.reordered
+    # A copy of the very last echo may come after the receiver has every packet.
+    assert proxy.duplicated - 1 <= entry["duplicates"] <= proxy.duplicated
+    assert entry["loss"] == 0
+    assert code == 0
+
+
+def test_sigint_mid_sweep_exits_130_and_releases_every_allocation(
+        coturn: StartCoturn) -> None:
+    # relay-relay holds two allocations: a quota of two leaves no room for a leak.
+    server = coturn("--user-quota=2")
+    run = Watched("relay", "--turn", server.url(), "-u", LAB_USER, "-p", LAB_PASSWORD,
+                  "--no-webrtc", "--sweep", "--json")
+    run.wait_for("sweep 64 B at 400 pps")
+    out, err, took = run.stop(signal.SIGINT)
+    assert run.process.returncode == 130, out[-3000:] + err[-3000:]
+    assert took < STOP_BOUND + 0.5, f"stopped {took:.2f} s after the signal"
+    document = validated(out, "relay")
+    assert document["interrupted"] is True
+    entry = engine_entry(document)
+    assert entry["interrupted"] is True and entry["failed_step"] == "sweep"
+    assert entry["sweep"], "the steps measured before the signal are kept"
+    # The allocation check's release, then the data plane's two.
+    assert err.count(" released") >= 3, err[-3000:]
+    time.sleep(QUOTA_TIMER)
+    # Both allocations at once again: only possible if neither was left behind.
+    started = time.monotonic()
+    code, again = relay("--turn", server.url(), "--duration", "0.5")
+    assert code == 0, again["verdicts"]
+    assert engine_entry(again)["ok"]
+    print(f"\nSIGINT mid-sweep: stopped in {took:.2f} s; a fresh run took "
+          f"{time.monotonic() - started:.1f} s")

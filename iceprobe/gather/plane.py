@@ -44,7 +44,15 @@ from ..model import (
     SweepStep,
 )
 from .channel import ProbeFailure, describe
-from .plane_control import FIRST_CHANNEL, Relay, Upkeep, allocate, release_all
+from .plane_control import (
+    CHANNEL_EVERY,
+    FIRST_CHANNEL,
+    PERMISSION_EVERY,
+    Relay,
+    Upkeep,
+    allocate,
+    release_all,
+)
 from .plane_data import MIN_PAYLOAD, Link, PeerSocket, open_link, open_peer_socket
 from .plane_loop import Flow, Phase, run_phase
 from .plane_stats import (
@@ -98,6 +106,10 @@ class PlaneOptions:
     sweep_precision: float = 0.08
     #: Set-up (connections, allocations, channels) gets at most this long.
     setup_timeout: float = 5.0
+    #: How often permissions and channel bindings are refreshed (seconds); the allocation
+    #: itself a minute before its LIFETIME ends.
+    permission_every: float = PERMISSION_EVERY
+    channel_every: float = CHANNEL_EVERY
     tls: ssl.SSLContext | None = None
 
 
@@ -213,7 +225,8 @@ class _Run:
 
     def _phases(self) -> RelayCheck:
         options = self.options
-        upkeep = Upkeep(self.relays, time.monotonic())
+        upkeep = Upkeep(self.relays, time.monotonic(), options.permission_every,
+                        options.channel_every)
         self.step = RelayStep.ECHO
         payload = max(MIN_PAYLOAD, options.payload_bytes)
         wall = cpu = 0.0

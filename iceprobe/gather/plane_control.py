@@ -267,7 +267,7 @@ class Upkeep:
         self.answered: dict[str, int] = {}
         self._due: list[tuple[float, float, Relay, str]] = []
         for relay in relays:
-            every = max(1.0, relay.lifetime - ALLOCATION_MARGIN)
+            every = max(1.0, min(relay.lifetime - ALLOCATION_MARGIN, relay.lifetime / 2))
             self._due.append((now + every, every, relay, "Refresh"))
             if relay.permitted:
                 self._due.append((now + permission_every, permission_every, relay,
@@ -332,7 +332,10 @@ class Upkeep:
             return
         if not reply.is_error:
             self.answered[pending.name] = self.answered.get(pending.name, 0) + 1
+            log.debug("%s %s refreshed", pending.relay.channel.route, pending.name)
             return
+        log.debug("%s %s refused: %s %s", pending.relay.channel.route, pending.name,
+                  reply.error_code, reply.reason)
         if reply.error_code == 438 and pending.relay.renew(reply):
             self._send(pending.relay, pending.name, pending.make, now)
             return

@@ -1,22 +1,31 @@
-"""`iceprobe relay`'s TURN data plane against real coturn: clean paths over UDP and TCP with
-round trips in microseconds, a loss knee made by coturn's --max-bps, loss injected on the
-relay ports with nftables, reordering and duplicates from a misbehaving proxy of our own,
-and SIGINT in the middle of a sweep releasing every allocation."""
+"""`iceprobe relay`'s TURN data plane against real coturn: clean paths over UDP, TCP and TLS
+(several flows) with round trips in microseconds, a loss knee made by coturn's --max-bps,
+loss injected on the relay ports with nftables, reordering and duplicates from a misbehaving
+proxy of our own, SIGINT in the middle of a sweep releasing every allocation, and the
+refresh timers against short-lived permissions, channels, allocation and nonce."""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.lab.netns import LabNetwork
+from iceprobe.gather.plane import PlaneOptions, measure
+from iceprobe.model import Credentials
+from iceprobe.urls import parse_server_url
+from tests.lab.certs import make_ca, make_server_cert
+from tests.lab.netns import LAB_NAME, LabNetwork
 from tests.lab.plane_proxy import MisbehavingProxy
 from tests.lab.servers import LAB_PASSWORD, LAB_USER, Coturn
 from tests.lab.test_interrupt_lab import QUOTA_TIMER, STOP_BOUND, Watched
@@ -27,13 +36,20 @@ pytestmark = pytest.mark.lab
 StartCoturn = Callable[..., Coturn]
 
 
-def relay(*args: str, timeout: float = 150) -> tuple[int, dict[str, Any]]:
+def relay(*args: str, timeout: float = 150, trace: bool = False) -> tuple[int, dict[str, Any]]:
+    """`iceprobe relay --no-webrtc --json` with `args`; with `trace` (and -v among the
+    args) the trace is kept in the document's "_trace", else stderr must be empty."""
     done = subprocess.run([sys.executable, "-m", "iceprobe", "relay", "-u", LAB_USER,
                            "-p", LAB_PASSWORD, "--no-webrtc", "--json", *args],
                           capture_output=True, text=True, timeout=timeout,
                           env=dict(os.environ))
-    assert done.stderr == "", done.stderr
-    return done.returncode, validated(done.stdout, "relay")
+    if not trace:
+        assert done.stderr == "", done.stderr
+    assert "Traceback" not in done.stderr and LAB_PASSWORD not in done.stderr + done.stdout
+    document = dict(validated(done.stdout, "relay"))
+    if trace:
+        document["_trace"] = done.stderr
+    return done.returncode, document
 
 
 def engine_entry(document: dict[str, Any]) -> dict[str, Any]:
@@ -76,6 +92,24 @@ def test_a_clean_path_loses_nothing_at_a_modest_rate_with_rtt_in_microseconds(
     assert "µs" in ok["detail"]
     if topology == "relay-relay":
         assert "twice each way" in ok["detail"]
+
+
+def test_tls_with_several_flows_passes_everything_on_every_flow(
+        lab: LabNetwork, coturn: StartCoturn, tmp_path: Path) -> None:
+    ca, ca_key, ca_cert = make_ca(tmp_path)
+    cert = make_server_cert(tmp_path, "server", ca_key, ca_cert, [LAB_NAME], [lab.ipv4])
+    server = coturn(tls=(str(cert.cert), str(cert.key)))
+    code, document = relay("--turn", server.url("turns", host=LAB_NAME), "--ca-file",
+                           str(ca.cert), "--flows", "3", "--rate", "100", "--duration", "1",
+                           "-v", trace=True)
+    entry = engine_entry(document)
+    assert code == 0 and entry["ok"], entry["failure"]
+    assert entry["flows"] == 3 and entry["pair"]["relay_protocol"] == "tls"
+    # --rate is per flow: 100 packets/s on each of the three for one second.
+    assert entry["echo"]["sent"] == entry["echo"]["received"] == 300
+    assert entry["loss"] == 0 and entry["rtt_us"]["median"] > 0
+    # Six allocations (two per flow), each released, and one Refresh(0) per allocation.
+    assert document["_trace"].count(" released") >= 7
 
 
 def test_a_max_bps_cap_is_the_knee_within_20_percent_and_named(coturn: StartCoturn) -> None:
@@ -180,3 +214,36 @@ def test_sigint_mid_sweep_exits_130_and_releases_every_allocation(
     assert engine_entry(again)["ok"]
     print(f"\nSIGINT mid-sweep: stopped in {took:.2f} s; a fresh run took "
           f"{time.monotonic() - started:.1f} s")
+
+
+SHORT_LIVED = ("--max-allocate-lifetime=3", "--channel-lifetime=2", "--permission-lifetime=2",
+               "--stale-nonce=2")
+
+
+@pytest.mark.parametrize("refresh_every, received", [(0.7, 600), (None, None)],
+                         ids=["refreshed", "control-default-timers"])
+def test_permissions_channels_and_the_allocation_are_refreshed_on_their_own_timers(
+        coturn: StartCoturn, caplog: pytest.LogCaptureFixture, refresh_every: float | None,
+        received: int | None) -> None:
+    # coturn lets permissions and channels live 2 s, the allocation 3 s, and a nonce 2 s:
+    # a 6 s run keeps flowing only if every one of them is refreshed, the stale nonce
+    # answered (438) on the way. The control, at the real-world intervals, stops after 2 s.
+    server = coturn(*SHORT_LIVED)
+    options = PlaneOptions(credentials=Credentials(LAB_USER, LAB_PASSWORD), rate_pps=100,
+                           duration=6, topology="relay-peer")
+    if refresh_every is not None:
+        options = dataclasses.replace(options, permission_every=refresh_every,
+                                      channel_every=refresh_every)
+    caplog.set_level(logging.DEBUG, logger="iceprobe.plane")
+    check = measure(parse_server_url(server.url()), options, threading.Event())
+    assert check.plane is not None and check.plane.sent == 600
+    trace = caplog.text
+    if received is not None:
+        assert check.ok and check.plane.received == received, check.failure
+        for request in ("CreatePermission", "ChannelBind", "Refresh"):
+            assert trace.count(f"{request} refreshed") >= 3, trace[-3000:]
+        assert "refused: 438" in trace  # and answered with the new nonce
+    else:
+        assert check.plane.received < 400
+        assert "CreatePermission refreshed" not in trace
+        assert "ChannelBind refreshed" not in trace

@@ -200,7 +200,7 @@ def _relay(specs: tuple[ServerSpec, ...], credentials: Credentials, options: Rel
         if engines.webrtc:
             checks += await check_relays(gathered, options, stop)
         if plane is not None:
-            from ..gather.plane import measure_relays
+            from ..gather.plane_relays import measure_relays
 
             checks += await measure_relays(gathered, plane, stop)
         # Each server's measurements together, the TURN data plane first.

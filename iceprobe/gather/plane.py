@@ -14,27 +14,24 @@ Topologies:
   echoes. Once each way (2 crossings), but the server's datagrams must reach this machine
   on a port it did not contact first through the server (a NAT or firewall may drop them).
 
-The blocking work runs in a daemon thread (`measure`); `measure_relay(s)` is the asyncio
-face that the CLI awaits, and a set `stop` makes the thread finish the phase in progress at
-once and release everything within RELEASE_BUDGET.
+`measure` is the blocking work; plane_relays runs it in a thread of its own for the CLI,
+and a set `stop` makes it finish the phase in progress at once and release everything
+within RELEASE_BUDGET.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 import ssl
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from ..model import (
     Cause,
     Credentials,
     ErrorEvent,
-    GatherReport,
     PlaneMeasurement,
     RelayCheck,
     RelayPair,
@@ -377,64 +374,3 @@ def _introduce(peer: PeerSocket, relay: Relay, deadline: float) -> Address:
                                       "inbound UDP to this machine is filtered, or the server "
                                       "refuses this peer (use the relay-relay topology)",
                        problem="CreatePermission")
-
-
-async def measure_relay(spec: ServerSpec, options: PlaneOptions,
-                        stop: asyncio.Event | None = None) -> RelayCheck:
-    """`measure` in a thread of its own; a set `stop` ends it (the allocations released)."""
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[RelayCheck] = loop.create_future()
-    halt = threading.Event()
-
-    def work() -> None:
-        result = measure(spec, options, halt)
-
-        def deliver() -> None:
-            if not done.done():
-                done.set_result(result)
-
-        loop.call_soon_threadsafe(deliver)
-
-    thread = threading.Thread(target=work, name="iceprobe-plane", daemon=True)
-    thread.start()
-    stopper = asyncio.ensure_future(stop.wait()) if stop is not None else None
-    try:
-        waiting: set[asyncio.Future[Any]] = {done}
-        if stopper is not None:
-            waiting.add(stopper)
-        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-        if not done.done():
-            halt.set()
-            await asyncio.wait({done}, timeout=RELEASE_BUDGET + 1.0)
-    finally:
-        halt.set()
-        if stopper is not None:
-            stopper.cancel()
-    if done.done():
-        return done.result()
-    return RelayCheck(server=spec, duration_ms=0.0, engine="turn", failed_step=RelayStep.ECHO,
-                      failure="not finished: the run was interrupted", interrupted=True)
-
-
-async def measure_relays(gathered: GatherReport, options: PlaneOptions,
-                         stop: asyncio.Event | None = None) -> tuple[RelayCheck, ...]:
-    """The data plane through each TURN server of a gathering run whose allocation worked,
-    one after the other."""
-    checks: list[RelayCheck] = []
-    for result in gathered.results:
-        spec = result.server
-        if not spec.is_turn:
-            continue
-        if stop is not None and stop.is_set():
-            checks.append(RelayCheck(server=spec, duration_ms=0.0, attempted=False,
-                                     engine="turn", failed_step=RelayStep.ALLOCATE,
-                                     failure="not finished: the run was interrupted"))
-            continue
-        if not result.ok:
-            checks.append(RelayCheck(server=spec, duration_ms=0.0, attempted=False,
-                                     engine="turn", failed_step=RelayStep.ALLOCATE,
-                                     failure="not tried: the allocation failed (see the "
-                                             "error events)"))
-            continue
-        checks.append(await measure_relay(spec, options, stop))
-    return tuple(checks)

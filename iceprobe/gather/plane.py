@@ -166,8 +166,8 @@ class _Run:
                                               "setting up")
                 self.flows.append(self._flow(index, server, deadline))
         except ProbeFailure as failure:
-            self.event(failure)
-            return self.check(failed_step=self.step, failure=failure.text)
+            self.event(failure, self.links[-1].local if self.links else None)
+            return self.check(failed_step=self.step, failure=self._why(failure))
         except OSError as exc:
             broken = ProbeFailure(Cause.TLS if isinstance(exc, ssl.SSLError) else Cause.SOCKET,
                                   f"could not reach {self.spec.host}:{self.spec.port}: "
@@ -175,6 +175,19 @@ class _Run:
             self.event(broken)
             return self.check(failed_step=self.step, failure=broken.text)
         return self._phases()
+
+    def _why(self, failure: ProbeFailure) -> str:
+        """The failure of the set-up, saying which request of the data plane it was."""
+        if failure.cause is not Cause.RESPONSE:
+            return failure.text
+        code = f"{failure.code} {failure.text}".strip()
+        if self.step is RelayStep.ALLOCATE:
+            made = len(self.relays)
+            need = self.options.flows * (2 if self.options.topology == "relay-relay" else 1)
+            return (f"allocation {made + 1} of the {need} the data plane needs was refused "
+                    f"with {code}" + (" (relay-relay takes two per flow; relay-peer one)"
+                                      if self.options.topology == "relay-relay" else ""))
+        return f"{failure.problem or 'a request'} was refused with {code}"
 
     def _link(self, server: Address, deadline: float) -> Link:
         link = open_link(server, self.spec.transport.value, deadline - time.monotonic(),

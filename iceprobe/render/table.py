@@ -236,6 +236,8 @@ def _relay_rows(check: RelayCheck) -> list[tuple[str, Text | str]]:
             f"{pair.relay_protocol.value})")))
     if check.plane is not None:
         return rows + plane_rows(check.plane) + [("took", _ms(check.duration_ms))]
+    if check.engine == "turn":  # the data plane's set-up failed: no ICE, DTLS or SCTP
+        return [*rows, ("took", _ms(check.duration_ms))]
     rows.append(("connected", f"ICE {_ms(check.ice_connected_ms)} · DTLS "
                               f"{_ms(check.dtls_connected_ms)} · channel open "
                               f"{_ms(check.channel_open_ms)}"))

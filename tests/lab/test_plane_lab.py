@@ -247,3 +247,21 @@ def test_permissions_channels_and_the_allocation_are_refreshed_on_their_own_time
         assert check.plane.received < 400
         assert "CreatePermission refreshed" not in trace
         assert "ChannelBind refreshed" not in trace
+
+
+def test_a_quota_of_one_fits_relay_peer_but_not_relay_relay(coturn: StartCoturn) -> None:
+    # The allocation check's own allocation still counts for about 1 s after its release:
+    # relay-peer's one allocation gets a 486 first and succeeds once coturn's timer freed
+    # it; relay-relay's second one cannot fit, and the verdict says why.
+    server = coturn("--user-quota=1")
+    code, document = relay("--turn", server.url(), "--topology", "relay-peer",
+                           "--duration", "0.5")
+    assert code == 0 and engine_entry(document)["ok"], document["verdicts"]
+    time.sleep(QUOTA_TIMER)
+    code, document = relay("--turn", server.url(), "--duration", "0.5")
+    entry = engine_entry(document)
+    assert code == 1 and entry["failed_step"] == "allocate"
+    assert "allocation 2 of the 2" in entry["failure"] and "486" in entry["failure"]
+    assert [e["error_code"] for e in entry["errors"]] == [486]
+    broken = verdicts(document)["relay-data-path-broken"]
+    assert "quota" in broken["hint"]

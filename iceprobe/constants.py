@@ -142,11 +142,15 @@ class RelayStep(str, enum.Enum):
     did not complete."""
 
     ALLOCATE = "allocate"
+    #: iceprobe's own data plane: CreatePermission and ChannelBind towards the other end.
+    PERMISSION = "permission"
     ICE = "ice"
     DTLS = "dtls"
     CHANNEL = "channel"
     ECHO = "echo"
     BULK = "bulk"
+    #: iceprobe's own data plane: the open-loop rate sweep (`--sweep`).
+    SWEEP = "sweep"
 
 
 #: A server whose first candidate arrives later than this is slow (milliseconds).

@@ -304,6 +304,82 @@ class TurnExchange:
     rtt_ms: float | None = None
 
 
+#: A sweep step whose loss (or shortfall) is above this share is past the knee.
+KNEE_LOSS = 0.01
+
+
+@dataclass(frozen=True)
+class Percentiles:
+    """Summary of a set of samples in microseconds, with the 99th percentile."""
+
+    min: float
+    median: float
+    p95: float
+    p99: float
+    max: float
+
+
+@dataclass(frozen=True)
+class SweepStep:
+    """One step of an open-loop rate sweep: offered, really sent, and delivered back."""
+
+    payload_bytes: int
+    offered_pps: float
+    #: What the client managed to send: below the offered rate, the client was the limit.
+    sent_pps: float
+    delivered_pps: float
+    #: Payload delivered back to the sender, megabits per second (one direction's worth).
+    mbit_s: float
+    loss: float
+    #: The client could not send at the offered rate (its CPU, or its UDP socket): the step
+    #: measures the client, not the server.
+    client_bound: bool = False
+
+    @property
+    def past_knee(self) -> bool:
+        """More than 1 % lost, or delivered more than 1 % short of the offered rate (a
+        stream the server does not read fast enough loses nothing, but falls behind)."""
+        return self.loss > KNEE_LOSS or self.delivered_pps < (1 - KNEE_LOSS) * self.offered_pps
+
+
+@dataclass(frozen=True)
+class PlaneMeasurement:
+    """What iceprobe's own TURN data plane measured: ChannelData echoed through the server
+    at a steady rate, and optionally an open-loop rate sweep."""
+
+    #: relay-relay (two allocations: each packet crosses the server twice each way) or
+    #: relay-peer (an allocation and a plain UDP socket of this process: once each way).
+    topology: str
+    #: How many times a round trip crosses the server.
+    crossings: int
+    flows: int
+    rate_pps: float
+    payload_bytes: int
+    sent: int
+    received: int
+    reordered: int
+    duplicates: int
+    rtt_us: Percentiles | None
+    #: RFC 3550 interarrival jitter of the echoes, microseconds.
+    jitter_us: float | None
+    #: The engine's own CPU seconds per wall-clock second while measuring.
+    client_cpu: float
+    #: The client, not the server, was the limit somewhere (its CPU near one core, or a
+    #: sweep step it could not send at the offered rate).
+    client_bound: bool
+    #: The clock's resolution, microseconds (time.perf_counter).
+    clock_resolution_us: float
+    sweep: tuple[SweepStep, ...] = ()
+    #: With a sweep: the lowest offered rate whose loss exceeded 1 %; None when none did.
+    knee_pps: float | None = None
+    #: With a sweep: the payload size the knee was found at (the largest that had one).
+    knee_payload_bytes: int | None = None
+
+    @property
+    def loss(self) -> float | None:
+        return None if self.sent == 0 else max(0.0, (self.sent - self.received) / self.sent)
+
+
 @dataclass(frozen=True)
 class RelayCheck:
     """One end-to-end data-path check through one TURN server: two WebRTC peers, both
@@ -347,6 +423,9 @@ class RelayCheck:
     #: data, Data indications included).
     channel_data_sent: int = 0
     channel_data_received: int = 0
+    #: "webrtc" for the aiortc check, "turn" for iceprobe's own data plane (`plane`).
+    engine: str = "webrtc"
+    plane: PlaneMeasurement | None = None
 
     @property
     def ok(self) -> bool:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import asyncio
 
     from ..gather.datapath import RelayOptions
+    from ..gather.plane import PlaneOptions
     from ..model import Credentials, GatherReport, RelayCheck, ServerSpec
 
 #: The allocation pre-check (a plain gathering) gets at most this much of the budget.
@@ -49,7 +50,8 @@ ECHO_ALLOWANCE = 0.01
 @click.option("--count", type=click.IntRange(1, 10_000), default=20, show_default=True,
               metavar="N", help="Echo messages for the round-trip time and loss.")
 @click.option("--size", type=click.IntRange(4, 65_535), default=200, show_default=True,
-              metavar="BYTES", help="Size of each echo message.")
+              metavar="BYTES",
+              help="Size of each echo message and data-plane payload (at least 16 there).")
 @click.option("--duration", type=FiniteFloatRange(min=0, min_open=True, max=60), default=2.0,
               show_default=True, metavar="SECONDS",
               help="Bulk transfer time in each direction.")
@@ -58,6 +60,21 @@ ECHO_ALLOWANCE = 0.01
               help=f"Time budget per server, every step included.  [default: "
                    f"{DEFAULT_TIMEOUT:g}, more with a longer --duration or a larger "
                    f"--count]")
+@click.option("--rate", "rate_pps", type=FiniteFloatRange(min=1, max=100_000), default=50.0,
+              show_default=True, metavar="PPS",
+              help="TURN data plane: packets per second of each flow, for --duration.")
+@click.option("--sweep", is_flag=True,
+              help="TURN data plane: then an open-loop rate sweep at 64 and 1200-byte "
+                   "payloads to the loss knee (a load test: your own servers only).")
+@click.option("--flows", type=click.IntRange(1, 64), default=1, show_default=True,
+              metavar="N", help="TURN data plane: flows, each its own 5-tuple.")
+@click.option("--topology", type=click.Choice(["relay-relay", "relay-peer"]),
+              default="relay-relay", show_default=True,
+              help="TURN data plane: two allocations per flow, or one and a UDP socket of "
+                   "this machine as the peer.")
+@click.option("--webrtc/--no-webrtc", "webrtc", default=None,
+              help="Only the WebRTC check (aiortc), or only the TURN data plane  "
+                   "[default: both].")
 @click.option("--max-rtt", type=FiniteFloatRange(min=0, min_open=True),
               default=DEFAULT_RELAY_MAX_RTT_MS, show_default=True, metavar="MS",
               help="relay-slow when the median echo round trip is above this.")
@@ -68,16 +85,24 @@ ECHO_ALLOWANCE = 0.01
 @click.pass_context
 def relay(ctx: click.Context, turn_servers: tuple[ServerSpec, ...],
           credentials: CredentialInput, ca_file: str | None, insecure: bool, count: int,
-          size: int, duration: float, timeout: float | None, max_rtt: float,
+          size: int, duration: float, timeout: float | None, rate_pps: float, sweep: bool,
+          flows: int, topology: str, webrtc: bool | None, max_rtt: float,
           min_throughput: float, ignore: tuple[str, ...], redact: str | None, as_json: bool,
           output_path: str | None, quiet: bool, verbose: bool) -> int:
     """Prove that data flows through each TURN server, and measure it.
 
-    For each --turn URL, two WebRTC peers in this process, both relay-only through that
-    server, connect over ICE, DTLS and SCTP and open a data channel; iceprobe then measures
-    the time to connect, the round-trip time and loss of --count echo messages, and the
-    throughput of a --duration bulk transfer each way. The allocation is checked first,
-    as `gather` does, so bad credentials get the same diagnosis without a connection attempt.
+    For each --turn URL, after the allocation is checked as `gather` does (so bad
+    credentials get the same diagnosis without a connection attempt), two measurements:
+
+    The TURN data plane measures the server: iceprobe's own ChannelData on sockets it owns,
+    --rate packets/s of --size bytes on each of --flows flows for --duration seconds, echoed
+    back: round trip in microseconds, loss, reordering, duplicates, jitter, and its own CPU
+    time. relay-relay crosses the server twice each way. --sweep then raises the rate until
+    loss passes 1 % (the knee).
+
+    The WebRTC check proves a call connects: two aiortc peers, both relay-only, over ICE,
+    DTLS and SCTP, --count echo messages and a --duration bulk transfer each way (its
+    throughput is aiortc's limit on this machine, not the server's).
 
     \b
     Exit codes: 0 no failing verdict, 1 a failing verdict, 2 bad usage,
@@ -101,9 +126,16 @@ def relay(ctx: click.Context, turn_servers: tuple[ServerSpec, ...],
             f"--timeout of at least {least:g} s (or leave --timeout out: its default grows "
             "with --duration)", ctx=ctx, param_hint="--timeout")
     options = dataclasses.replace(options, timeout=timeout)
+    from ..gather.plane import PlaneOptions
+
+    plane = PlaneOptions(credentials=resolved, rate_pps=rate_pps, duration=duration,
+                         payload_bytes=size, flows=flows, topology=topology, sweep=sweep,
+                         setup_timeout=min(PRECHECK_TIMEOUT, timeout))
+    engines = Engines(plane=plane if webrtc is not True else None,
+                      webrtc=webrtc is not False)
     output = Output(ignore, redact, as_json, verbose, output_path, quiet=quiet)
     try:
-        return _relay(turn_servers, resolved, options, ca_file, insecure, max_rtt,
+        return _relay(turn_servers, resolved, options, engines, ca_file, insecure, max_rtt,
                       min_throughput * 1e6, output)
     except (KeyboardInterrupt, click.Abort, click.ClickException):
         raise
@@ -128,9 +160,17 @@ def _echo_extra(count: int) -> float:
     return max(0.0, count * ECHO_ALLOWANCE - ECHO_RESERVE)
 
 
+@dataclasses.dataclass(frozen=True)
+class Engines:
+    """Which measurements run: the TURN data plane (with its options), the WebRTC check."""
+
+    plane: PlaneOptions | None
+    webrtc: bool
+
+
 def _relay(specs: tuple[ServerSpec, ...], credentials: Credentials, options: RelayOptions,
-           ca_file: str | None, insecure: bool, max_rtt: float, min_bps: float,
-           output: Output) -> int:
+           engines: Engines, ca_file: str | None, insecure: bool, max_rtt: float,
+           min_bps: float, output: Output) -> int:
     from ..credentials import ephemeral_expiry
     from ..gather import GatherOptions, gather
     from ..gather.datapath import check_relays
@@ -141,7 +181,11 @@ def _relay(specs: tuple[ServerSpec, ...], credentials: Credentials, options: Rel
     precheck = GatherOptions(timeout=min(PRECHECK_TIMEOUT, options.timeout),
                              credentials=credentials, ca_file=ca_file, insecure=insecure,
                              turn_as_stun=False)
-    options = dataclasses.replace(options, tls=tls_context(precheck))
+    tls = tls_context(precheck)
+    options = dataclasses.replace(options, tls=tls)
+    plane = engines.plane
+    if plane is not None:
+        plane = dataclasses.replace(plane, tls=tls)
 
     started = time.monotonic()
 
@@ -150,7 +194,19 @@ def _relay(specs: tuple[ServerSpec, ...], credentials: Credentials, options: Rel
             "time budget %g s per server (--duration %g, --count %d)", options.timeout,
             options.duration, options.count)
         gathered = await gather(specs, precheck, stop)
-        return gathered, await check_relays(gathered, options, stop)
+        checks: list[RelayCheck] = []
+        # The WebRTC check first: the data plane waits out coturn's 1 s quota timer when
+        # its Allocate gets a 486 (the peers' allocations, just released, may still count).
+        if engines.webrtc:
+            checks += await check_relays(gathered, options, stop)
+        if plane is not None:
+            from ..gather.plane_relays import measure_relays
+
+            checks += await measure_relays(gathered, plane, stop)
+        # Each server's measurements together, the TURN data plane first.
+        order = {spec.url: index for index, spec in enumerate(specs)}
+        return gathered, tuple(sorted(checks, key=lambda c: (order.get(c.server.url, 0),
+                                                             c.engine != "turn")))
 
     from ..numbers import plural
 

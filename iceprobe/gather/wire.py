@@ -159,6 +159,39 @@ def create_permission_request(peer: Address, auth: LongTermAuth | None) -> Reque
     return _finish(message, "CreatePermission", auth)
 
 
+def refresh_request(lifetime: int, auth: LongTermAuth | None) -> Request:
+    """A TURN Refresh asking for `lifetime` seconds more (RFC 8656 section 8); 0 releases."""
+    message = stun.Message(message_method=stun.Method.REFRESH, message_class=stun.Class.REQUEST)
+    message.attributes["LIFETIME"] = lifetime
+    return _finish(message, "Refresh" if lifetime else "Refresh(0)", auth)
+
+
+def channel_bind_request(channel: int, peer: Address, auth: LongTermAuth | None) -> Request:
+    """A TURN ChannelBind of `channel` (0x4000..0x4FFF) to `peer`, which also installs or
+    refreshes the permission for the peer's IP address (RFC 8656 section 11)."""
+    message = stun.Message(message_method=stun.Method.CHANNEL_BIND,
+                           message_class=stun.Class.REQUEST)
+    message.attributes["CHANNEL-NUMBER"] = channel
+    message.attributes["XOR-PEER-ADDRESS"] = peer
+    return _finish(message, "ChannelBind", auth)
+
+
+def data_indication_peer(data: bytes) -> Address | None:
+    """The XOR-PEER-ADDRESS of a TURN Data indication (RFC 8656 section 10.4): where a
+    datagram that reached the relay without a channel came from; None for anything else.
+    Never raises."""
+    if transaction_id_of(data) is None:
+        return None
+    try:
+        message = stun.parse_message(data)
+    except Exception:
+        return None
+    if (message.message_method != stun.Method.DATA
+            or message.message_class != stun.Class.INDICATION):
+        return None
+    return _address(message.attributes.get("XOR-PEER-ADDRESS"))
+
+
 def long_term_auth(username: str, password: str, realm: str, nonce: bytes) -> LongTermAuth:
     """Credentials for a realm and nonce: key = MD5(username:realm:password), RFC 8489 9.2.2."""
     return LongTermAuth(username, realm, nonce, turn.make_integrity_key(username, realm, password))

@@ -107,6 +107,36 @@ def _relay(check: RelayCheck) -> dict[str, Any]:
         "turn_requests": [_turn_request(t) for t in check.turn_requests],
         "channel_data": {"sent": check.channel_data_sent,
                          "received": check.channel_data_received},
+        **_engine(check),
+    }
+
+
+def _engine(check: RelayCheck) -> dict[str, Any]:
+    """The keys that say which engine measured and, for iceprobe's own data plane, what
+    it measured; the WebRTC check's throughput is marked as the client's limit."""
+    plane = check.plane
+    if plane is None:
+        return {"engine": check.engine, "topology": None, "crossings": None, "flows": 1,
+                "rate_pps": None, "payload_bytes": None, "rtt_us": None, "jitter_us": None,
+                "loss": check.loss, "reordered": None, "duplicates": None,
+                "client_cpu": None,
+                "client_bound": bool(check.throughput_up_bps or check.throughput_down_bps),
+                "clock_resolution_us": None, "sweep": [], "knee_pps": None,
+                "knee_payload_bytes": None}
+    rtt = plane.rtt_us
+    return {
+        "engine": check.engine, "topology": plane.topology, "crossings": plane.crossings,
+        "flows": plane.flows, "rate_pps": plane.rate_pps, "payload_bytes": plane.payload_bytes,
+        "rtt_us": None if rtt is None else {"min": rtt.min, "median": rtt.median,
+                                            "p95": rtt.p95, "p99": rtt.p99, "max": rtt.max},
+        "jitter_us": plane.jitter_us, "loss": plane.loss, "reordered": plane.reordered,
+        "duplicates": plane.duplicates, "client_cpu": plane.client_cpu,
+        "client_bound": plane.client_bound, "clock_resolution_us": plane.clock_resolution_us,
+        "sweep": [{"payload_bytes": s.payload_bytes, "offered_pps": s.offered_pps,
+                   "sent_pps": s.sent_pps, "delivered_pps": s.delivered_pps,
+                   "mbit_s": s.mbit_s, "loss": s.loss, "client_bound": s.client_bound}
+                  for s in plane.sweep],
+        "knee_pps": plane.knee_pps, "knee_payload_bytes": plane.knee_payload_bytes,
     }
 
 

@@ -14,9 +14,9 @@ from rich.text import Text
 
 from ..constants import Status
 from ..matrix import Cell, cells
-from ..model import Candidate, ProbeResult, Recording, RelayCheck, Severity
+from ..model import Candidate, PlaneMeasurement, ProbeResult, Recording, RelayCheck, Severity
 from ..numbers import describe_ms, plural
-from ..rules.relay import describe_rate
+from ..rules.relay_plane import describe_rate
 from .events import endpoint, errors_section
 from .layout import Column, fields, fitting_columns, pack, section
 from .report import Report
@@ -75,7 +75,9 @@ def render_table(report: Report, console: Console, *, quiet: bool = False,
         console.print(_timeline_section(console, report.recording))
         console.print()
     for check in report.relays:
-        _heading(console, f"Relay data path: {check.server.url}")
+        engine = " (TURN data plane)" if check.engine == "turn" else (
+            " (WebRTC)" if any(c.engine == "turn" for c in report.relays) else "")
+        _heading(console, f"Relay data path{engine}: {check.server.url}")
         console.print(fields(console, _relay_rows(check)))
         console.print()
     relay_errors = tuple(e for c in report.relays for e in c.errors)
@@ -232,6 +234,10 @@ def _relay_rows(check: RelayCheck) -> list[tuple[str, Text | str]]:
             f"{endpoint(pair.local, pair.local_port)} ⇄ "
             f"{endpoint(pair.remote, pair.remote_port)} (relay protocol "
             f"{pair.relay_protocol.value})")))
+    if check.plane is not None:
+        return rows + plane_rows(check.plane) + [("took", _ms(check.duration_ms))]
+    if check.engine == "turn":  # the data plane's set-up failed: no ICE, DTLS or SCTP
+        return [*rows, ("took", _ms(check.duration_ms))]
     rows.append(("connected", f"ICE {_ms(check.ice_connected_ms)} · DTLS "
                               f"{_ms(check.dtls_connected_ms)} · channel open "
                               f"{_ms(check.channel_open_ms)}"))
@@ -248,8 +254,43 @@ def _relay_rows(check: RelayCheck) -> list[tuple[str, Text | str]]:
                                    f" · max {describe_ms(rtt.max)}"))
     if check.throughput_up_bps or check.throughput_down_bps:
         rows.append(("throughput", f"{_rate(check.throughput_up_bps)} offerer → answerer · "
-                                   f"{_rate(check.throughput_down_bps)} back"))
+                                   f"{_rate(check.throughput_down_bps)} back (aiortc's limit "
+                                   "on this machine, not the server's)"))
     rows.append(("took", _ms(check.duration_ms)))
+    return rows
+
+
+def plane_rows(plane: PlaneMeasurement) -> list[tuple[str, Text | str]]:
+    """The TURN data plane's figures: the steady phase, then the sweep's."""
+    crossing = ("relay ⇄ relay, 4 server crossings per round trip" if plane.crossings == 4
+                else "relay ⇄ peer socket, 2 server crossings per round trip")
+    rows: list[tuple[str, Text | str]] = [
+        ("path", f"{crossing} · {plural(plane.flows, 'flow')}")]
+    loss = plane.loss or 0.0
+    rows.append(("steady", Text(
+        f"{plane.received}/{plane.sent} back at {plane.rate_pps:g} pps per flow, "
+        f"{plane.payload_bytes} B ({loss:.1%} lost · {plane.reordered} reordered · "
+        f"{plane.duplicates} duplicated)", style="red" if loss else "")))
+    if plane.rtt_us is not None:
+        rtt = plane.rtt_us
+        rows.append(("round trip", f"min {rtt.min:,.0f} µs · median {rtt.median:,.0f} µs · "
+                                   f"p95 {rtt.p95:,.0f} µs · p99 {rtt.p99:,.0f} µs · max "
+                                   f"{rtt.max:,.0f} µs"))
+    if plane.jitter_us is not None:
+        rows.append(("jitter", f"{plane.jitter_us:,.0f} µs (RFC 3550)"))
+    for step in plane.sweep:
+        rows.append((f"sweep {step.payload_bytes} B", Text(
+            f"{step.offered_pps:,.0f} pps offered → {step.delivered_pps:,.0f} delivered "
+            f"({step.mbit_s:.1f} Mbit/s, {step.loss:.1%} lost"
+            + (", client-bound" if step.client_bound else "") + ")",
+            style="red" if step.loss > 0.01 else "")))
+    if plane.sweep:
+        knee = ("none reached" if plane.knee_pps is None else
+                f"{plane.knee_pps:,.0f} pps at {plane.knee_payload_bytes} B")
+        rows.append(("knee (loss > 1 %)", knee))
+    rows.append(("client CPU", Text(f"{plane.client_cpu:.2f} s per s"
+                                    + (" · client-bound" if plane.client_bound else ""),
+                                    style="yellow" if plane.client_bound else "")))
     return rows
 
 

@@ -46,7 +46,13 @@ from .recording import (
     ice_policy_mismatch,
     mdns_host_candidates,
 )
-from .relay import relay_data_path, relay_lossy, relay_permission_denied, relay_slow
+from .relay import (
+    relay_data_path,
+    relay_lossy,
+    relay_permission_denied,
+    relay_slow,
+)
+from .relay_plane import relay_bandwidth_limited
 from .responses import server_responses
 from .tls import stuns_ignored, tls_certificates, tls_verification_disabled
 
@@ -82,6 +88,7 @@ RULES: tuple[Rule, ...] = (
     relay_data_path,
     relay_slow,
     relay_lossy,
+    relay_bandwidth_limited,
     mdns_host_candidates,
     candidate_errors_unknown,
 )
@@ -104,6 +111,7 @@ VERDICT_IDS: tuple[str, ...] = (
     "mdns-host-candidates", "ice-failed", "ice-policy-mismatch", "dump-incomplete",
     "candidate-errors-unknown", "stuns-not-tls-in-browsers", "not-a-turn-server",
     "mismatched-transaction-ids", "relay-family-request-ignored", "open-relay",
+    "relay-bandwidth-limited",
 )
 
 def evaluate(evidence: Evidence, ignore: Collection[str] = ()) -> list[Verdict]:

@@ -7,6 +7,13 @@ from dataclasses import dataclass
 from ..model import Confidence, RelayCheck, RelayStep, Severity, TurnExchange, Verdict
 from ..numbers import describe_ms, plural
 from .evidence import Evidence
+from .relay_plane import (
+    bandwidth_cap,
+    describe_rate,
+    knee_sentence,
+    loss_for_calls,
+    plane_measurements,
+)
 
 _STEP = {
     RelayStep.ALLOCATE: "a peer's own allocation failed",
@@ -15,6 +22,8 @@ _STEP = {
     RelayStep.CHANNEL: "the data channel did not open",
     RelayStep.ECHO: "messages were lost",
     RelayStep.BULK: "the bulk transfer delivered nothing",
+    RelayStep.PERMISSION: "the server did not install the permission or channel",
+    RelayStep.SWEEP: "the rate sweep did not finish",
 }
 
 
@@ -49,6 +58,12 @@ def relay_data_path(evidence: Evidence) -> list[Verdict]:
     for check in evidence.relays:
         if not check.attempted or check.interrupted or _denied(check):
             continue  # an interrupted check broke nothing: the interrupted verdict says so
+        if check.ok and check.plane is not None:
+            verdicts.append(Verdict(
+                id="relay-data-path-ok", severity=Severity.OK,
+                title=f"Data flows through {check.server.url} (TURN data plane)",
+                detail=plane_measurements(check.plane), hint="", urls=(check.server.url,)))
+            continue
         if check.ok:
             verdicts.append(Verdict(
                 id="relay-data-path-ok", severity=Severity.OK,
@@ -178,6 +193,11 @@ _HINTS = {
                     "traffic under load or rate-limiting (coturn: max-bps, bps-capacity).",
     RelayStep.BULK: "Small messages pass but bulk data does not: look for bandwidth limits "
                     "(coturn: max-bps, bps-capacity) or an MTU problem.",
+    RelayStep.PERMISSION: "The server took the allocations but not the CreatePermission or "
+                          "ChannelBind that every call needs: check its peer rules "
+                          "(denied-peer-ip, allowed-peer-ip) and its log.",
+    RelayStep.SWEEP: "The path worked at the steady rate and then broke under load: look for "
+                     "a server that drops its clients or restarts when loaded.",
 }
 
 
@@ -191,6 +211,8 @@ def relay_slow(evidence: Evidence) -> list[Verdict]:
             reasons.append(f"the median round trip is {describe_ms(check.rtt.median)} "
                            f"(threshold {describe_ms(evidence.relay_max_rtt_ms)})")
         rates = [r for r in (check.throughput_up_bps, check.throughput_down_bps) if r]
+        if check.plane is not None and bandwidth_cap(check.plane) is not None:
+            rates = []  # relay-bandwidth-limited says it, with the sweep's shape
         if rates and min(rates) < evidence.relay_min_bps:
             reasons.append(f"the throughput is {describe_rate(min(rates))} (threshold "
                            f"{describe_rate(evidence.relay_min_bps)})")
@@ -211,6 +233,21 @@ def relay_lossy(evidence: Evidence) -> list[Verdict]:
         loss = check.loss
         if not check.ok or loss is None or loss == 0:
             continue
+        plane = check.plane
+        if plane is not None:
+            verdicts.append(Verdict(
+                id="relay-lossy", severity=Severity.WARN,
+                title=f"The relay path through {check.server.url} loses packets",
+                detail=f"{plane.sent - plane.received} of {plane.sent} packets ({loss:.1%}) "
+                       f"sent at {plane.rate_pps:g} packets/s per flow never came back, over "
+                       f"{plane.crossings} crossings of the server per round trip. "
+                       + knee_sentence(plane) + " " + loss_for_calls(loss),
+                hint="Loss at a voice-like rate comes from the path or the server's load, "
+                     "not from the rate: check the network between here and the server, "
+                     "and the server's CPU and drops (a firewall or rate limit on the relay "
+                     "ports does this too).",
+                urls=(check.server.url,)))
+            continue
         verdicts.append(Verdict(
             id="relay-lossy", severity=Severity.WARN,
             title=f"The relay path through {check.server.url} loses messages",
@@ -220,11 +257,6 @@ def relay_lossy(evidence: Evidence) -> list[Verdict]:
                  "and video: check the network and the server's load.",
             urls=(check.server.url,)))
     return verdicts
-
-
-def describe_rate(bps: float) -> str:
-    """A bit rate for people: Mbit/s, or kbit/s below 0.1 Mbit/s."""
-    return f"{bps / 1e6:.1f} Mbit/s" if bps >= 1e5 else f"{bps / 1e3:.0f} kbit/s"
 
 
 def _measurements(check: RelayCheck) -> str:
@@ -242,3 +274,4 @@ def _measurements(check: RelayCheck) -> str:
         parts.append(f"throughput {describe_rate(check.throughput_up_bps)} up, "
                      f"{describe_rate(check.throughput_down_bps)} down")
     return "; ".join(parts) + "." if parts else ""
+

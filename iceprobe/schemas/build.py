@@ -57,6 +57,8 @@ PORT: Schema = {"type": "integer", "minimum": 0, "maximum": 65535}
 CODE: Schema = {"type": "integer", "minimum": 0, "maximum": 999}
 ID: Schema = {"type": "string", "pattern": ID_PATTERN}
 TRANSPORT: Schema = {"enum": _values(Transport)}
+COUNT: Schema = {"type": "integer", "minimum": 0}
+SHARE: Schema = {"type": "number", "minimum": 0, "maximum": 1}
 
 
 def _array(items: Schema) -> Schema:
@@ -120,7 +122,22 @@ def definitions() -> dict[str, Schema]:
          "ice_note": _nullable(STRING), "interrupted": BOOLEAN,
          "turn_requests": _array({"$ref": "#/$defs/turn_request"}),
          "channel_data": _object({"sent": {"type": "integer", "minimum": 0},
-                                  "received": {"type": "integer", "minimum": 0}})},
+                                  "received": {"type": "integer", "minimum": 0}}),
+         "engine": {"enum": ["turn", "webrtc"]},
+         "topology": _nullable({"enum": ["relay-relay", "relay-peer"]}),
+         "crossings": _nullable({"type": "integer", "minimum": 1}),
+         "flows": {"type": "integer", "minimum": 1},
+         "rate_pps": _nullable(MS), "payload_bytes": _nullable(COUNT),
+         "rtt_us": _nullable(_object({"min": MS, "median": MS, "p95": MS, "p99": MS,
+                                      "max": MS})),
+         "jitter_us": _nullable(MS), "loss": _nullable(SHARE),
+         "reordered": _nullable(COUNT), "duplicates": _nullable(COUNT),
+         "client_cpu": _nullable(MS), "client_bound": BOOLEAN,
+         "clock_resolution_us": _nullable(MS),
+         "sweep": _array(_object(
+             {"payload_bytes": COUNT, "offered_pps": MS, "sent_pps": MS,
+              "delivered_pps": MS, "mbit_s": MS, "loss": SHARE, "client_bound": BOOLEAN})),
+         "knee_pps": _nullable(MS), "knee_payload_bytes": _nullable(COUNT)},
         description="A relay data-path check (`relay`, `gather --relay-check`).")
     turn_request = _object(
         {"peer": {"enum": ["offerer", "answerer"]}, "request": STRING, "elapsed_ms": MS,

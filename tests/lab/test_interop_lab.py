@@ -182,7 +182,7 @@ def test_data_flows_through_pion(lab: LabNetwork, pion: Start, tmp_path: Path, k
                                  transport: str) -> None:
     tls, ca = tls_files(lab, tmp_path)
     server = pion(tls=tls)
-    code, document, _ = iceprobe("relay", "--turn", server.url(kind, transport),
+    code, document, _ = iceprobe("relay", "--webrtc", "--turn", server.url(kind, transport),
                                  *CREDENTIALS, "--ca-file", str(ca), *RELAY_QUICK)
     assert code == 0, document
     [check] = document["relay"]
@@ -197,7 +197,8 @@ def test_relay_over_tls_to_pion_ends_without_waiting_for_the_budget(
     command used to wait the whole --timeout for it."""
     tls, ca = tls_files(lab, tmp_path)
     server = pion(tls=tls)
-    code, document, elapsed = iceprobe("relay", "--turn", server.url("turns"), *CREDENTIALS,
+    code, document, elapsed = iceprobe("relay", "--webrtc",
+                                       "--turn", server.url("turns"), *CREDENTIALS,
                                        "--ca-file", str(ca), "--count", "5", "--duration",
                                        "0.3", "--timeout", "20")
     assert code == 0, document
@@ -229,8 +230,8 @@ def test_relay_fails_at_the_step_in_progress_when_pion_dies(lab: LabNetwork,
     whole budget."""
     server = pion()
     process = subprocess.Popen(
-        [sys.executable, "-m", "iceprobe", "relay", "--turn", server.url(), *CREDENTIALS,
-         "--count", "5", "--duration", "10", "--timeout", "40", "--json", "-v"],
+        [sys.executable, "-m", "iceprobe", "relay", "--webrtc", "--turn", server.url(),
+         *CREDENTIALS, "--count", "5", "--duration", "10", "--timeout", "40", "--json", "-v"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert process.stderr is not None
@@ -289,7 +290,8 @@ def test_node_turn_bad_credentials_are_rejected_credentials(
 def test_relay_through_node_turn_fails(lab: LabNetwork, node_turn: Start) -> None:
     # node-turn drops ChannelData from clients: no data can flow, and the check says so.
     server = node_turn()
-    code, document, _ = iceprobe("relay", "--turn", server.url(), *CREDENTIALS, *RELAY_QUICK)
+    code, document, _ = iceprobe("relay", "--webrtc",
+                                 "--turn", server.url(), *CREDENTIALS, *RELAY_QUICK)
     assert code == 1
     [check] = document["relay"]
     assert check["attempted"] and not check["ok"]
@@ -301,7 +303,8 @@ def test_relay_through_node_turn_names_the_server_behaviour(lab: LabNetwork,
     """Issue 16 item 6: node-turn's ChannelBind success carries no MESSAGE-INTEGRITY, so
     aioice discards it and resends; the report used to blame a firewall, with no event."""
     server = node_turn()
-    code, document, _ = iceprobe("relay", "--turn", server.url(), *CREDENTIALS, *RELAY_QUICK)
+    code, document, _ = iceprobe("relay", "--webrtc",
+                                 "--turn", server.url(), *CREDENTIALS, *RELAY_QUICK)
     assert code == 1
     [check] = document["relay"]
     assert check["errors"] != []
@@ -322,8 +325,8 @@ def test_relay_through_node_turn_names_the_server_behaviour(lab: LabNetwork,
 def test_relay_trace_shows_the_checks_turn_transactions(lab: LabNetwork,
                                                         node_turn: Start) -> None:
     server = node_turn()
-    done = subprocess.run([sys.executable, "-m", "iceprobe", "relay", "--turn", server.url(),
-                           *CREDENTIALS, *RELAY_QUICK, "-v"],
+    done = subprocess.run([sys.executable, "-m", "iceprobe", "relay", "--webrtc", "--turn",
+                           server.url(), *CREDENTIALS, *RELAY_QUICK, "-v"],
                           capture_output=True, text=True, timeout=60)
     assert "Traceback" not in done.stderr and LAB_PASSWORD not in done.stderr
     assert "turn > ChannelBind request" in done.stderr

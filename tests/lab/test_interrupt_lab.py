@@ -309,7 +309,7 @@ def test_a_signal_during_a_relay_check_closes_both_peers_and_frees_the_quota(
     # The check makes three allocations (the precheck's, released, whose quota coturn frees a
     # second later, and one per peer): a quota of three leaves no room for any leak.
     server = coturn("--user-quota=3")
-    run = Watched("relay", "--turn", server.url(), "-u", LAB_USER, "-p", LAB_PASSWORD,
+    run = Watched("relay", "--webrtc", "--turn", server.url(), "-u", LAB_USER, "-p", LAB_PASSWORD,
                   "--duration", "20", "--timeout", "60", "--json")
     run.wait_for(CHANNEL_OPEN)
     time.sleep(2)  # in the middle of the bulk transfer
@@ -321,7 +321,8 @@ def test_a_signal_during_a_relay_check_closes_both_peers_and_frees_the_quota(
     [check] = document["relay"]
     assert check["ok"] is False and "interrupted" in check["failure"]
     time.sleep(QUOTA_TIMER)
-    again = subprocess.run([sys.executable, "-m", "iceprobe", "relay", "--turn", server.url(),
+    again = subprocess.run([sys.executable, "-m", "iceprobe", "relay", "--webrtc",
+                            "--turn", server.url(),
                             "-u", LAB_USER, "-p", LAB_PASSWORD, "--duration", "0.5",
                             "--json"], capture_output=True, text=True, timeout=60)
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr

@@ -131,7 +131,7 @@ def test_sigterm_during_a_relay_check_frees_the_quota(lab: LabNetwork,
     # Three allocations (the precheck's, released, and one per peer): a quota of three
     # leaves no room for a leak.
     server = coturn("--user-quota=3")
-    run = Watched("relay", "--turn", server.url(), "-u", LAB_USER, "-p", LAB_PASSWORD,
+    run = Watched("relay", "--webrtc", "--turn", server.url(), "-u", LAB_USER, "-p", LAB_PASSWORD,
                   "--duration", "20", "--timeout", "60", "--json")
     run.wait_for(CHANNEL_OPEN)
     time.sleep(2)  # in the bulk transfer
@@ -140,7 +140,8 @@ def test_sigterm_during_a_relay_check_frees_the_quota(lab: LabNetwork,
     assert took < STOP_BOUND, f"stopped {took:.2f} s after the signal"
     assert validated(out, "relay")["interrupted"] is True
     time.sleep(QUOTA_TIMER)
-    again = subprocess.run([sys.executable, "-m", "iceprobe", "relay", "--turn", server.url(),
+    again = subprocess.run([sys.executable, "-m", "iceprobe", "relay", "--webrtc",
+                            "--turn", server.url(),
                             "-u", LAB_USER, "-p", LAB_PASSWORD, "--duration", "0.5",
                             "--json"], capture_output=True, text=True, timeout=60)
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr

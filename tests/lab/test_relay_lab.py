@@ -26,7 +26,7 @@ QUICK = ("--duration", "0.5", "--timeout", "7")
 
 
 def relay(*args: str) -> tuple[int, dict[str, Any]]:
-    done = subprocess.run([sys.executable, "-m", "iceprobe", "relay", "-u", LAB_USER,
+    done = subprocess.run([sys.executable, "-m", "iceprobe", "relay", "--webrtc", "-u", LAB_USER,
                            "-p", LAB_PASSWORD, "--json", *args],
                           capture_output=True, text=True, timeout=90, env=dict(os.environ))
     assert done.stderr == "", done.stderr  # no warning, no traceback, nothing leaked
@@ -103,7 +103,7 @@ def test_firewalled_relay_ports_are_relay_data_path_broken(
 def test_wrong_password_gets_the_gather_diagnosis_without_connecting(
         lab: LabNetwork, coturn: StartCoturn) -> None:
     server = coturn()
-    done = subprocess.run([sys.executable, "-m", "iceprobe", "relay", "--turn",
+    done = subprocess.run([sys.executable, "-m", "iceprobe", "relay", "--webrtc", "--turn",
                            server.url("turn"), "-u", LAB_USER, "-p", "wrong-password",
                            "--json"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
@@ -145,7 +145,7 @@ def test_gather_never_imports_aiortc(lab: LabNetwork, coturn: StartCoturn) -> No
 
 def test_table_output_names_the_steps(lab: LabNetwork, coturn: StartCoturn) -> None:
     server = coturn()
-    done = subprocess.run([sys.executable, "-m", "iceprobe", "relay", "--turn",
+    done = subprocess.run([sys.executable, "-m", "iceprobe", "relay", "--webrtc", "--turn",
                            server.url("turn"), "-u", LAB_USER, "-p", LAB_PASSWORD, *QUICK],
                           capture_output=True, text=True, timeout=60,
                           env={**os.environ, "COLUMNS": "120"})

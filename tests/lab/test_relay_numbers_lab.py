@@ -26,7 +26,7 @@ AIOICE_RTO_MS = 500
 def test_sigint_during_the_bulk_transfer_keeps_the_measurements(
         lab: LabNetwork, coturn: Callable[..., Coturn]) -> None:
     server = coturn()
-    run = Watched("relay", "--turn", server.url(), "-u", LAB_USER, "-p", LAB_PASSWORD,
+    run = Watched("relay", "--webrtc", "--turn", server.url(), "-u", LAB_USER, "-p", LAB_PASSWORD,
                   "--duration", "20", "--timeout", "60", "--json")
     run.wait_for(CHANNEL_OPEN)
     time.sleep(2)  # echoed, and some way into the bulk transfer
@@ -59,7 +59,7 @@ def test_ice_connected_time_is_explained_by_retransmitted_checks(
         if run:
             time.sleep(1.1)  # coturn frees released allocations' quota on a 1 s timer
         done = subprocess.run(
-            [sys.executable, "-m", "iceprobe", "relay", "--turn", server.url(), "-u",
+            [sys.executable, "-m", "iceprobe", "relay", "--webrtc", "--turn", server.url(), "-u",
              LAB_USER, "-p", LAB_PASSWORD, "--duration", "0.2", "--count", "3",
              "--timeout", "6", "--json"], capture_output=True, text=True, timeout=60)
         [check] = json.loads(done.stdout)["relay"]

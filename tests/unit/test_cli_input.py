@@ -218,7 +218,7 @@ def test_relay_default_timeout_grows_with_duration_and_count(given: dict[str, fl
 def test_relay_with_a_long_duration_runs_without_a_timeout_of_its_own() -> None:
     # Today: "--duration 10 needs --timeout of at least 25 s". Now the run goes ahead (and
     # fails on the closed port, exit 1, without waiting: the allocation is refused at once).
-    done = run("relay", *TURN, "--duration", "10", "--json", "--verbose")
+    done = run("relay", *TURN, "--webrtc", "--duration", "10", "--json", "--verbose")
     assert done.returncode == 1, done.stderr
     [check] = json.loads(done.stdout)["relay"]
     assert check["url"] == "turn:127.0.0.1:9"

@@ -35,7 +35,7 @@ from ..pipeline import judge, probe
 from . import history as history_page
 from .history import History, ProbeRecord
 from .metrics import ProbeContext, probe_registry
-from .plan import MIN_BUDGET, Plan, PlanError, describe, plan, within
+from .plan import Plan, PlanError, describe, least_to_probe, plan, within
 
 #: Probes of one server with one set of credentials at once. Another waits for a slot while
 #: at least MIN_BUDGET of its budget would be left, then probes with what is left; one
@@ -171,13 +171,14 @@ def make_app(exporter: Exporter) -> web.Application:
             return _text(400, f"{exc}\n")
         slot = exporter.slot(planned.key)
         if slot.locked():
-            # Wait while the probe would still have MIN_BUDGET after, then probe with what
-            # is left: the answer must come before the scraper's own timeout.
+            # Wait while the probe would still have enough to gather after (least_to_probe),
+            # then probe with what is left: the answer must come before the scraper's own
+            # timeout.
             waiting_from = time.monotonic()
             try:
-                if planned.budget <= MIN_BUDGET:
+                if planned.budget <= least_to_probe(planned):
                     raise asyncio.TimeoutError
-                await asyncio.wait_for(slot.acquire(), planned.budget - MIN_BUDGET)
+                await asyncio.wait_for(slot.acquire(), planned.budget - least_to_probe(planned))
             except asyncio.TimeoutError:
                 exporter.refused.labels("busy").inc()
                 return _text(503, f"{MAX_PER_TARGET} probes of {planned.target} are already "

@@ -128,8 +128,16 @@ def within(planned: Plan, budget: float) -> Plan:
 def gathering_budget(budget: float, specs: Sequence[ServerSpec]) -> float:
     """The gathering's --timeout within a probe's budget: room left for releasing TURN
     allocations and judging, so that the gathering ends by itself."""
-    allowance = JUDGE_ALLOWANCE + (RELEASE_ALLOWANCE if any(s.is_turn for s in specs) else 0)
-    return round(max(MIN_BUDGET / 2, budget - allowance), 3)
+    return round(max(MIN_BUDGET / 2, budget - _allowance(specs)), 3)
+
+
+def least_to_probe(planned: Plan) -> float:
+    """The least budget worth probing with: MIN_BUDGET of gathering, and its room."""
+    return MIN_BUDGET + _allowance(planned.specs)
+
+
+def _allowance(specs: Sequence[ServerSpec]) -> float:
+    return JUDGE_ALLOWANCE + (RELEASE_ALLOWANCE if any(s.is_turn for s in specs) else 0)
 
 
 def _bare_url(fleet: Fleet, url: str, query: Mapping[str, str]) -> Target:

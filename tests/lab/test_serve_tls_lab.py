@@ -385,7 +385,10 @@ def test_a_signal_during_uploads_stops_serve_and_leaves_whole_rows(
           f"{len(sent)} sent, {len(accepted)} answered 200, {len(rows)} stored; "
           f"stderr after the signal {said!r}")
     assert code == expected
-    assert seconds < STOP_WITHIN_S
+    # The documented bound: requests in flight get SHUTDOWN_SECONDS. Usually none is left
+    # and serve is gone in about 0.1 s; on a loaded machine a request the signal caught
+    # half-read can hold it for that grace (seen once in CI: 5.09 s).
+    assert seconds < SHUTDOWN_SECONDS + 1.5
     assert len(rows) >= 8
     assert any(u.cut_off for u in uploaders), "the signal came after the uploads"
     # Every upload that was answered 200 is stored (a row may exist whose answer the

@@ -1,0 +1,134 @@
+"""The Markdown report of benchmarks/relay_engines.py: the machine, one row per contender and
+payload, and the issue's targets as ratios of figures from the same run."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from benchmarks.run import markdown_table
+
+if TYPE_CHECKING:
+    from benchmarks.relay_engines import EngineFigure, Figures, Settings
+
+#: The engine reports RTT percentiles in steps of 0.1 µs (plane_stats.percentiles_us).
+ENGINE_REPORT_STEP_US = 0.1
+#: turnutils_uclient's RTT figures are whole milliseconds.
+UCLIENT_STEP_US = 1000.0
+#: From this CPU share on, the engine marks itself client-bound (plane.CPU_BOUND).
+CPU_BOUND = 0.9
+
+
+def _n(value: float | None, digits: int = 0, unit: str = "") -> str:
+    if value is None:
+        return "–"
+    return f"{value:,.{digits}f}{unit}"
+
+
+def _verdict(ok: bool | None) -> str:
+    return "–" if ok is None else ("PASS" if ok else "MISS")
+
+
+def _engine_row(figure: EngineFigure) -> list[str]:
+    bound = figure.client_bound or figure.sweep_client_bound
+    note = [f"{figure.steps} sweep steps", f"knee {_n(figure.knee_pps)} pps"
+            if figure.knee_pps is not None else "no knee below the sweep's limit"]
+    if figure.loss is not None:
+        note.append(f"loss {figure.loss * 100:.2f} % in the steady run at that rate")
+    if bound:
+        note.append("**client-bound**")
+    if figure.failure:
+        note.append(f"failure: {figure.failure}")
+    return ["iceprobe engine (sweep, then steady at the highest clean rate)", figure.topology,
+            f"{figure.size}", f"{_n(figure.round_trips_per_s)} round trips/s",
+            _n(figure.mbit_s, 1),
+            f"{_n(figure.rtt_median_us, 1)} µs (p99 {_n(figure.rtt_p99_us, 1)})",
+            f"{ENGINE_REPORT_STEP_US:g} µs (clock {figure.clock_resolution_us:g} µs)",
+            _n(figure.client_cpu, 2), "; ".join(note)]
+
+
+def render(figures: Figures, facts: dict[str, str], cfg: Settings, stamp: str,
+           seconds: float) -> str:
+    rows = [_engine_row(f) for f in figures.engine]
+    web = figures.webrtc
+    rows.append(["iceprobe aiortc path (`relay --webrtc`)", "relay-relay (ICE, DTLS, SCTP)",
+                 "SCTP stream", "–", f"{_n(web['mbit_s'], 1)} (up {_n(web['up_mbit_s'], 1)}, "
+                 f"down {_n(web['down_mbit_s'], 1)})",
+                 f"{_n(web['rtt_median_ms'], 2)} ms (echo)", "– (rtt_ms)",
+                 f"{_n(web['process_cpu'], 2)} (whole process)",
+                 "ok" if web["ok"] else f"failed: {web['failure']}"])
+    for (topology, size), run in sorted(figures.uclient.items()):
+        mode = "-y" if topology == "relay-relay" else "with turnutils_peer"
+        rows.append([f"turnutils_uclient {mode} -c -z 0 -n {run.messages}", topology,
+                     f"{size}", f"{_n(run.messages_per_s)} messages/s ({run.method})",
+                     _n(run.messages_per_s * size * 8 / 1e6 if run.messages_per_s else None, 1),
+                     f"{_n(run.rtt_average_ms, 3)} ms average (min {run.rtt_min_ms}, max "
+                     f"{run.rtt_max_ms} ms)", f"{UCLIENT_STEP_US:g} µs (whole ms)",
+                     _n(run.client_cpu, 2),
+                     f"sent {run.sent}, received {run.received}, lost {run.lost}"])
+    for size, loop in sorted(figures.aioice.items()):
+        rows.append(["aioice create_turn_endpoint echo loop, window 64", "relay-relay",
+                     f"{size}", f"{_n(loop['round_trips_per_s'])} round trips/s",
+                     _n(loop["mbit_s"], 1), f"{_n(loop['rtt_median_us'], 1)} µs (timed by "
+                     "the loop; aioice reports none)", "–", _n(loop["client_cpu"], 2),
+                     f"{loop['round_trips']} round trips"])
+    table = markdown_table(["contender", "topology", "payload B", "rate", "Mbit/s",
+                            "RTT", "RTT resolution", "client CPU (cores)", "notes"], rows)
+    return "\n\n".join([
+        f"Measured {stamp} with `python -m benchmarks.relay_engines"
+        f"{' --smoke' if cfg.smoke else ''}` in {seconds:.0f} s, one run, against coturn "
+        f"with `--relay-threads={cfg.relay_threads}` in the benchmark's namespace.",
+        markdown_table(["machine", ""], [[k, v] for k, v in facts.items()]),
+        table, targets(figures)])
+
+
+def targets(figures: Figures) -> str:
+    def pick(topology: str, size: int) -> EngineFigure | None:
+        return next((f for f in figures.engine if f.topology == topology and f.size == size),
+                    None)
+
+    rows: list[list[str]] = []
+    big = pick("relay-relay", 1200)
+    web = figures.webrtc.get("mbit_s")
+    ratio = big.mbit_s / web if big and big.mbit_s and web else None
+    mine = big.mbit_s if big else None
+    rows.append(["engine throughput ≥ 10 × the aiortc path's",
+                 f"{_n(mine, 1)} vs {_n(web, 1)} Mbit/s = {_n(ratio, 1)} ×",
+                 _verdict(None if ratio is None else ratio >= 10)])
+    for topology, size in sorted(figures.uclient):
+        run = figures.uclient[(topology, size)]
+        mine = pick(topology, size)
+        rate = mine.round_trips_per_s if mine else None
+        theirs = run.messages_per_s
+        if topology == "relay-relay":
+            # A relay-relay round trip is two one-way messages, each on the path of one
+            # `-y` message (client, server, the other relay, the other client).
+            messages = 2 * rate if rate else None
+            ratio = messages / theirs if messages and theirs else None
+            strict = rate / theirs if rate and theirs else None
+            figure = (f"{_n(messages)} one-way messages/s (2 × {_n(rate)} round trips/s) vs "
+                      f"{_n(theirs)} = {_n(ratio, 1)} × (round trips/s against its "
+                      f"messages/s: {_n(strict, 1)} ×)")
+        else:
+            ratio = rate / theirs if rate and theirs else None
+            figure = f"{_n(rate)} vs {_n(theirs)} echoed messages/s = {_n(ratio, 1)} ×"
+        rows.append([f"engine ≥ 5 × turnutils_uclient's message rate, {topology}, {size} B",
+                     figure, _verdict(None if ratio is None else ratio >= 5)])
+    if figures.engine:
+        resolution = max(ENGINE_REPORT_STEP_US, max(f.clock_resolution_us
+                                                    for f in figures.engine))
+        rows.append(["RTT resolution ≤ 10 µs", f"{resolution:g} µs (turnutils_uclient: "
+                     f"{UCLIENT_STEP_US:g} µs)", _verdict(resolution <= 10)])
+    for f in figures.engine:
+        if f.client_cpu is None:
+            rows.append([f"client CPU < 1 core at the knee, {f.topology}, {f.size} B",
+                         "no clean sweep step", "–"])
+            continue
+        bound = f.client_bound or f.sweep_client_bound
+        ok = bound if f.client_cpu >= CPU_BOUND else True
+        rows.append([f"client CPU < 1 core at the knee, {f.topology}, {f.size} B",
+                     f"{f.client_cpu:.2f} cores at {_n(f.round_trips_per_s)} pps"
+                     + (" (marked client-bound)" if bound else ""), _verdict(ok)])
+    met = sum(r[2] == "PASS" for r in rows)
+    judged = sum(r[2] in ("PASS", "MISS") for r in rows)
+    return (markdown_table(["target", "figure", ""], rows)
+            + f"\n\nTargets met: {met} of {judged}.")

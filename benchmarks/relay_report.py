@@ -90,14 +90,13 @@ def targets(figures: Figures) -> str:
     big = pick("relay-relay", 1200)
     web = figures.webrtc.get("mbit_s")
     ratio = big.mbit_s / web if big and big.mbit_s and web else None
-    mine = big.mbit_s if big else None
     rows.append(["engine throughput ≥ 10 × the aiortc path's",
-                 f"{_n(mine, 1)} vs {_n(web, 1)} Mbit/s = {_n(ratio, 1)} ×",
+                 f"{_n(big.mbit_s if big else None, 1)} vs {_n(web, 1)} Mbit/s = {_n(ratio, 1)} ×",
                  _verdict(None if ratio is None else ratio >= 10)])
     for topology, size in sorted(figures.uclient):
         run = figures.uclient[(topology, size)]
-        mine = pick(topology, size)
-        rate = mine.round_trips_per_s if mine else None
+        ours = pick(topology, size)
+        rate = ours.round_trips_per_s if ours else None
         theirs = run.messages_per_s
         if topology == "relay-relay":
             # A relay-relay round trip is two one-way messages, each on the path of one

@@ -36,6 +36,7 @@ from typing import Any
 if not __package__:  # run as `python benchmarks/relay_engines.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks import lab
+from benchmarks.meters import CpuMeter, DropMeter
 from benchmarks.run import PY, machine, markdown_table
 from benchmarks.turnutils_rate import UclientRun, run_uclient, start_peer
 from tests.lab import servers
@@ -54,6 +55,9 @@ PASSWORD_ENV = "BENCH_TURN_PASSWORD"
 class Settings:
     smoke: bool
     relay_threads: int
+    #: The engine's runs: (topology, flows).
+    engines: tuple[tuple[str, int], ...]
+    #: turnutils_uclient's runs: relay-relay (-y) and relay-peer (turnutils_peer).
     topologies: tuple[str, ...]
     sweep_step: float
     sweep_start: float
@@ -66,10 +70,12 @@ class Settings:
 
 def settings(args: argparse.Namespace) -> Settings:
     if args.smoke:
-        return Settings(True, args.relay_threads, ("relay-relay",), 0.3, 500.0, 2000.0, 0.5,
-                        20000, 0.5, 0.5)
-    return Settings(False, args.relay_threads, ("relay-relay", "relay-peer"), 2.0, 1000.0,
-                    400_000.0, 3.0, 60000, 3.0, 3.0)
+        return Settings(True, args.relay_threads, (("relay-relay", 1),), ("relay-relay",),
+                        0.3, 500.0, 2000.0, 0.5, 20000, 0.5, 0.5)
+    return Settings(False, args.relay_threads,
+                    (("relay-relay", 1), ("relay-peer", 1), ("relay-relay", 2)),
+                    ("relay-relay", "relay-peer"), 2.0, 1000.0, 400_000.0, 3.0, 60000, 3.0,
+                    3.0)
 
 
 # --- 1. iceprobe's engine --------------------------------------------------------------------
@@ -77,6 +83,7 @@ def settings(args: argparse.Namespace) -> Settings:
 @dataclass(frozen=True)
 class EngineFigure:
     topology: str
+    flows: int
     size: int
     #: The highest clean rate of the sweep (delivered round trips/s) and its Mbit/s.
     round_trips_per_s: float | None
@@ -93,9 +100,19 @@ class EngineFigure:
     clock_resolution_us: float
     steps: int
     failure: str | None
+    #: coturn's CPU (cores) in the steady run; datagrams dropped by the kernel on coturn's
+    #: sockets and on the clients' during the whole sweep (both sizes) and the steady run.
+    server_cpu: float | None
+    sweep_drops: tuple[int, int]
+    steady_drops: tuple[int, int]
 
 
-def engine(coturn: servers.Coturn, topology: str, cfg: Settings) -> list[EngineFigure]:
+def drop_meter(coturn: servers.Coturn) -> DropMeter:
+    return DropMeter({coturn.port, coturn.port + 1}, coturn.relay_ports)
+
+
+def engine(coturn: servers.Coturn, topology: str, flows: int,
+           cfg: Settings) -> list[EngineFigure]:
     from iceprobe.gather.plane import PlaneOptions, measure
     from iceprobe.gather.plane_stats import is_past_knee, knee
     from iceprobe.model import Credentials
@@ -103,24 +120,29 @@ def engine(coturn: servers.Coturn, topology: str, cfg: Settings) -> list[EngineF
 
     spec = parse_server_url(coturn.url(query="?transport=udp"))
     credentials = Credentials(lab.USER, lab.PASSWORD)
-    sweep = measure(spec, PlaneOptions(
-        credentials=credentials, topology=topology, duration=0.5, sweep=True,
-        sweep_sizes=SIZES, sweep_step=cfg.sweep_step, sweep_start=cfg.sweep_start,
-        sweep_limit=cfg.sweep_limit), threading.Event())
+    with drop_meter(coturn) as sweep_drops:
+        sweep = measure(spec, PlaneOptions(
+            credentials=credentials, topology=topology, flows=flows, duration=0.5,
+            sweep=True, sweep_sizes=SIZES, sweep_step=cfg.sweep_step,
+            sweep_start=cfg.sweep_start, sweep_limit=cfg.sweep_limit), threading.Event())
     figures = []
     for size in SIZES:
         steps = [s for s in sweep.plane.sweep if s.payload_bytes == size] if sweep.plane else []
         clean = [s for s in steps if not is_past_knee(s) and not s.client_bound]
         best = max(clean, key=lambda s: s.delivered_pps, default=None)
         steady = None
+        server = CpuMeter(coturn.process.pid)
+        drops = drop_meter(coturn)
         if best is not None:
-            steady = measure(spec, PlaneOptions(
-                credentials=credentials, topology=topology, rate_pps=best.offered_pps,
-                duration=cfg.confirm_seconds, payload_bytes=size), threading.Event())
+            with server, drops:
+                steady = measure(spec, PlaneOptions(
+                    credentials=credentials, topology=topology, flows=flows,
+                    rate_pps=best.offered_pps / flows, duration=cfg.confirm_seconds,
+                    payload_bytes=size), threading.Event())
         plane = steady.plane if steady is not None else None
         rtt = plane.rtt_us if plane is not None else None
         figures.append(EngineFigure(
-            topology=topology, size=size,
+            topology=topology, flows=flows, size=size,
             round_trips_per_s=best.delivered_pps if best else None,
             mbit_s=best.mbit_s if best else None, knee_pps=knee(steps),
             sweep_client_bound=any(s.client_bound for s in steps),
@@ -131,7 +153,9 @@ def engine(coturn: servers.Coturn, topology: str, cfg: Settings) -> list[EngineF
             clock_resolution_us=(sweep.plane.clock_resolution_us if sweep.plane
                                  else time.get_clock_info("perf_counter").resolution * 1e6),
             steps=len(steps),
-            failure=sweep.failure or (steady.failure if steady is not None else None)))
+            failure=sweep.failure or (steady.failure if steady is not None else None),
+            server_cpu=server.cores, sweep_drops=(sweep_drops.server, sweep_drops.clients),
+            steady_drops=(drops.server, drops.clients)))
     return figures
 
 
@@ -143,8 +167,10 @@ def webrtc(coturn: servers.Coturn, cfg: Settings) -> dict[str, Any]:
             "--duration", str(cfg.webrtc_duration), "--count", "5" if cfg.smoke else "20"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=120,
-                          check=False, env={**os.environ, "ICEPROBE_CREDENTIAL": lab.PASSWORD})
+    with CpuMeter(coturn.process.pid) as server:
+        done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=120,
+                              check=False,
+                              env={**os.environ, "ICEPROBE_CREDENTIAL": lab.PASSWORD})
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     relay = [r for r in json.loads(done.stdout)["relay"] if r["engine"] == "webrtc"]
@@ -160,7 +186,8 @@ def webrtc(coturn: servers.Coturn, cfg: Settings) -> dict[str, Any]:
             "down_mbit_s": (entry["throughput_bps"]["down"] or 0) / 1e6,
             "rtt_median_ms": rtt["median"] if rtt else None,
             "process_cpu": (after.ru_utime + after.ru_stime - before.ru_utime
-                            - before.ru_stime) / wall, "wall": wall}
+                            - before.ru_stime) / wall, "wall": wall,
+            "server_cpu": server.cores}
 
 
 # --- 4. aioice -------------------------------------------------------------------------------
@@ -169,11 +196,13 @@ def aioice_loop(coturn: servers.Coturn, size: int, cfg: Settings) -> dict[str, A
     argv = [PY, "-m", "benchmarks.aioice_turn_loop", "--server", f"{coturn.ip}:{coturn.port}",
             "--username", lab.USER, "--password-env", PASSWORD_ENV, "--size", str(size),
             "--seconds", str(cfg.aioice_seconds), "--window", "64"]
-    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=60,
-                          check=False, env={**os.environ, PASSWORD_ENV: lab.PASSWORD})
+    with CpuMeter(coturn.process.pid) as server:
+        done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=60,
+                              check=False, env={**os.environ, PASSWORD_ENV: lab.PASSWORD})
     if done.returncode != 0:
         raise RuntimeError(f"the aioice loop failed: {done.stderr[-800:]}")
     result: dict[str, Any] = json.loads(done.stdout)
+    result["server_cpu"] = server.cores  # over the whole process, set-up included
     return result
 
 
@@ -185,13 +214,15 @@ class Figures:
     webrtc: dict[str, Any]
     uclient: dict[tuple[str, int], UclientRun]
     aioice: dict[int, dict[str, Any]]
+    #: coturn's CPU during each turnutils_uclient run (its whole process, start-up included).
+    uclient_server_cpu: dict[tuple[str, int], float | None]
 
 
 def measure_all(coturn: servers.Coturn, network: lab.Network, cfg: Settings) -> Figures:
-    figures = Figures([], {}, {}, {})
-    for topology in cfg.topologies:
-        progress(f"iceprobe's engine, {topology}")
-        figures.engine.extend(engine(coturn, topology, cfg))
+    figures = Figures([], {}, {}, {}, {})
+    for topology, flows in cfg.engines:
+        progress(f"iceprobe's engine, {topology}, {flows} flow(s)")
+        figures.engine.extend(engine(coturn, topology, flows, cfg))
     progress("the aiortc path")
     figures.webrtc = webrtc(coturn, cfg)
     sizes = SIZES[:1] if cfg.smoke else SIZES
@@ -201,9 +232,12 @@ def measure_all(coturn: servers.Coturn, network: lab.Network, cfg: Settings) -> 
             for size in sizes:
                 progress(f"turnutils_uclient {'-y' if peer is None else 'with turnutils_peer'}"
                          f", {size} bytes")
-                figures.uclient[(topology, size)] = run_uclient(
-                    network.ipv4, coturn.port, lab.USER, lab.PASSWORD, size,
-                    cfg.uclient_messages, None if peer is None else (network.ipv4, PEER_PORT))
+                with CpuMeter(coturn.process.pid) as server:
+                    figures.uclient[(topology, size)] = run_uclient(
+                        network.ipv4, coturn.port, lab.USER, lab.PASSWORD, size,
+                        cfg.uclient_messages,
+                        None if peer is None else (network.ipv4, PEER_PORT))
+                figures.uclient_server_cpu[(topology, size)] = server.cores
         finally:
             if peer is not None:
                 peer.terminate()

@@ -94,6 +94,8 @@ class EngineFigure:
     #: client-bound.
     client_cpu: float | None
     loss: float | None
+    #: Round trips/s the steady run at that rate delivered (received / its send window).
+    steady_delivered_pps: float | None
     rtt_median_us: float | None
     rtt_p99_us: float | None
     client_bound: bool
@@ -148,6 +150,7 @@ def engine(coturn: servers.Coturn, topology: str, flows: int,
             sweep_client_bound=any(s.client_bound for s in steps),
             client_cpu=plane.client_cpu if plane else None,
             loss=plane.loss if plane else None,
+            steady_delivered_pps=plane.received / cfg.confirm_seconds if plane else None,
             rtt_median_us=rtt.median if rtt else None, rtt_p99_us=rtt.p99 if rtt else None,
             client_bound=bool(plane and plane.client_bound),
             clock_resolution_us=(sweep.plane.clock_resolution_us if sweep.plane

@@ -1,6 +1,9 @@
 """What limits a relay benchmark's figure: the server's CPU, and where UDP datagrams were
 dropped (the server's sockets, or the clients').
 
+- `busy_seconds` and `own_seconds`: the machine's busy CPU time and the benchmark's own
+  (with its reaped children, coturn among them): their difference is other work on the
+  machine during the run, which moves every figure on a machine of 2 shared cores.
 - `CpuMeter`: a process's CPU seconds (user + system, from /proc/PID/stat) per wall second
   over a `with` block; used for coturn.
 - `DropMeter`: the kernel's per-socket receive-buffer drops (the `drops` column of
@@ -14,6 +17,7 @@ dropped (the server's sockets, or the clients').
 from __future__ import annotations
 
 import os
+import resource
 import threading
 import time
 from pathlib import Path
@@ -41,6 +45,20 @@ class CpuMeter:
                  trace: TracebackType | None) -> None:
         wall = time.perf_counter() - self._start[0]
         self.cores = (_cpu_seconds(self.pid) - self._start[1]) / wall if wall > 0 else None
+
+
+def busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy since boot (/proc/stat: all but idle
+    and iowait)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def own_seconds() -> float:
+    """CPU seconds of this process and of its reaped children."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def socket_drops() -> dict[tuple[str, int], tuple[int, int]]:

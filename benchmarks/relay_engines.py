@@ -36,7 +36,7 @@ from typing import Any
 if not __package__:  # run as `python benchmarks/relay_engines.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks import lab
-from benchmarks.meters import CpuMeter, DropMeter
+from benchmarks.meters import CpuMeter, DropMeter, busy_seconds, own_seconds
 from benchmarks.run import PY, machine, markdown_table
 from benchmarks.turnutils_rate import UclientRun, run_uclient, start_peer
 from tests.lab import servers
@@ -298,6 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.wait_load is not None:
         wait_for_quiet(args.wait_load, 600)
     started = time.monotonic()
+    busy, own = busy_seconds(), own_seconds()
     try:
         network = lab.enter_namespace()
         facts = machine()
@@ -316,6 +317,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         coturn.stop()
     facts["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    elapsed = time.monotonic() - started
+    others = (busy_seconds() - busy) - (own_seconds() - own)
+    facts["other work on the machine during the run"] = (
+        f"{max(0.0, others) / elapsed:.2f} cores on average (busy CPU time not the "
+        "benchmark's, coturn's or their children's; includes interrupt work for the "
+        "benchmark's own packets)")
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     text = render(figures, facts, cfg, stamp, time.monotonic() - started)
     print(text)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from typing import TYPE_CHECKING
 
 import click
 
-from . import ExitCode, InternalError, cli
+from . import ExitCode, cli
 from .params import CheckedCommand
 from .serve import listen_address
 
@@ -58,16 +57,9 @@ def exporter(config_file: str, listen: tuple[str, int], timeout_offset: float,
     state = Exporter(lambda: load(config_file, dict(os.environ)), fleet, timeout_offset)
     for warning in fleet.warnings:
         click.echo(f"iceprobe: warning: {warning}", err=True)
-    try:
-        return asyncio.run(_serve(state, listen))
-    except OSError as exc:  # the address is taken or not ours
-        click.echo(f"iceprobe: error: cannot listen on {listen[0]}:{listen[1]}: "
-                   f"{exc.strerror or exc}", err=True)
-        return ExitCode.USAGE
-    except (KeyboardInterrupt, click.Abort, click.ClickException):
-        raise
-    except Exception as exc:
-        raise InternalError(exc, verbose) from exc
+    from .web import serve
+
+    return serve(_serve(state, listen), listen, verbose)
 
 
 async def _serve(state: Exporter, listen: tuple[str, int]) -> int:

@@ -3,13 +3,12 @@ what their browsers recorded, judged by the rules of `analyze`."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
 import click
 
 from ..constants import Scheme
-from . import ExitCode, InternalError, cli
+from . import ExitCode, cli
 from .options import (
     CredentialInput,
     read_secret_file,
@@ -124,16 +123,10 @@ def serve(ctx: click.Context, stun_servers: tuple[ServerSpec, ...],
     config = ServeConfig(specs, token, static=None if rest else static, rest=rest,
                          deadline_ms=deadline * 1000, public_url=public_url,
                          max_upload=max_upload)
+    from .web import serve as run_server
+
     try:
-        return asyncio.run(_serve(config, store, listen, context, printed))
-    except OSError as exc:  # the address is taken or not ours
-        click.echo(f"iceprobe: error: cannot listen on {listen[0]}:{listen[1]}: "
-                   f"{exc.strerror or exc}", err=True)
-        return ExitCode.USAGE
-    except (KeyboardInterrupt, click.Abort, click.ClickException):
-        raise
-    except Exception as exc:
-        raise InternalError(exc, verbose) from exc
+        return run_server(_serve(config, store, listen, context, printed), listen, verbose)
     finally:
         store.close()
 

@@ -9,13 +9,32 @@ import contextlib
 import signal
 import ssl
 import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from . import ExitCode, InternalError
 
 if TYPE_CHECKING:
     from aiohttp import web
 
 SHUTDOWN_SECONDS = 5.0
+
+
+def serve(main: Coroutine[Any, Any, int], listen: tuple[str, int], verbose: bool) -> int:
+    """Run a server's coroutine: an address that is taken or not ours is one line and exit
+    2; a bug is an internal error (a traceback only with --verbose)."""
+    try:
+        return asyncio.run(main)
+    except OSError as exc:  # the address is taken or not ours
+        click.echo(f"iceprobe: error: cannot listen on {listen[0]}:{listen[1]}: "
+                   f"{exc.strerror or exc}", err=True)
+        return ExitCode.USAGE
+    except (KeyboardInterrupt, click.Abort, click.ClickException):
+        raise
+    except Exception as exc:
+        raise InternalError(exc, verbose) from exc
 
 
 async def run_until_stopped(app: web.Application, listen: tuple[str, int],
